@@ -1,0 +1,1 @@
+//! Whole-system tests for KubeRaft live in `tests/`.

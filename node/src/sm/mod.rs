@@ -1,0 +1,1 @@
+//! State machines: the `StateMachine` trait and the default key-value store.

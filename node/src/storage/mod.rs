@@ -1,0 +1,1 @@
+//! Durable storage: WAL, hard state, snapshot files and recovery.

@@ -1,0 +1,1 @@
+//! PURE builders: StatefulSet, Services and PodDisruptionBudget from a RaftCluster.

@@ -1,0 +1,1 @@
+//! The `RaftCluster` custom resource.

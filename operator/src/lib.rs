@@ -1,0 +1,6 @@
+//! The KubeRaft operator: the `RaftCluster` CRD, the pure planner and builders, and the
+//! reconciler that applies them.
+
+pub mod build;
+pub mod crd;
+pub mod planner;

@@ -1,0 +1,1 @@
+//! PURE planner: `plan(desired, observed) -> Step`, one safe step at a time.
