@@ -1,9 +1,32 @@
 //! The pure Raft consensus core of KubeRaft.
 //!
 //! No IO, no clock, no global randomness: time arrives as [`RawNode::tick`], randomness
-//! through a seed in [`Config`], and everything the application must persist, send or
-//! apply comes out of [`RawNode::ready`]. The shape is etcd-io/raft's RawNode/Ready loop.
+//! through [`Config::seed`], and everything the application must persist, send or apply
+//! comes out of [`RawNode::ready`] (see [`Ready`] for the contract). The shape is
+//! etcd-io/raft's RawNode/Ready loop.
+//!
+//! ```text
+//!   tick / step(msg) / propose / read_index          ready()
+//!  ───────────────────────────────────────► RawNode ─────────► persist, send, apply
+//!                                              ▲                      │
+//!                                              └── on_persisted / on_applied
+//! ```
 
+mod config;
+mod error;
+mod log;
+mod membership;
+mod progress;
+mod raft;
+mod raw_node;
+mod rng;
 mod types;
 
+#[cfg(feature = "mutations")]
+pub use config::Mutation;
+pub use config::Config;
+pub use error::{ConfChangeError, ConfigError, Error, Result};
+pub use membership::VoteResult;
+pub use progress::ProgressState;
+pub use raw_node::{InitialState, PeerProgress, RawNode, Ready, SoftState, Status};
 pub use types::*;
