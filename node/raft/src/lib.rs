@@ -19,7 +19,9 @@ mod membership;
 mod progress;
 mod raft;
 mod raw_node;
-mod rng;
+pub mod linearizability;
+pub mod rng;
+pub mod sim;
 mod types;
 
 #[cfg(feature = "mutations")]

@@ -53,6 +53,8 @@ pub(crate) struct Raft {
     /// The last heartbeat round a leader issued, with each unconfirmed round's tick.
     round: u64,
     round_ticks: VecDeque<(u64, u64)>,
+    /// The newest round a quorum acknowledged.
+    confirmed_round: u64,
     /// The tick at which the newest quorum-confirmed round was sent (lease start).
     lease_start: Option<u64>,
     pending_reads: VecDeque<PendingRead>,
@@ -83,6 +85,7 @@ impl Raft {
             now: 0,
             round: 0,
             round_ticks: VecDeque::new(),
+            confirmed_round: 0,
             lease_start: None,
             pending_reads: VecDeque::new(),
             queued_reads: Vec::new(),
@@ -215,6 +218,7 @@ impl Raft {
         self.election_elapsed = 0;
         self.lease_start = None;
         self.round_ticks.clear();
+        self.confirmed_round = 0;
         self.progress.clear();
         self.sync_progress();
         let index = self.log.last_index() + 1;
@@ -778,9 +782,10 @@ impl Raft {
         if alone || (mode == ReadMode::Lease && self.lease_valid()) {
             return self.serve_read(from, request, index);
         }
-        if self.cfg.mutated(Mutation::ReuseReadIndexContext) && self.round > 0 {
-            // The bug: piggyback on a round that may have been acknowledged long ago.
-            self.pending_reads.push_back(PendingRead { round: self.round, index, from, request });
+        if self.cfg.mutated(Mutation::ReuseReadIndexContext) && self.confirmed_round > 0 {
+            // The bug: reuse a context a quorum acknowledged long ago.
+            let round = self.confirmed_round;
+            self.pending_reads.push_back(PendingRead { round, index, from, request });
             return self.advance_reads();
         }
         self.bcast_heartbeat();
@@ -803,6 +808,7 @@ impl Raft {
         let acked = self.log.membership().committed_index(|id| {
             if id == self.id { round } else { self.progress.get(&id).map_or(0, |p| p.acked_round) }
         });
+        self.confirmed_round = self.confirmed_round.max(acked);
         while let Some(&(r, tick)) = self.round_ticks.front() {
             if r > acked {
                 break;

@@ -321,6 +321,11 @@ impl RawNode {
         }
     }
 
+    /// The latest snapshot's metadata (index 0 when there is none).
+    pub fn snapshot_meta(&self) -> &SnapshotMeta {
+        self.raft.log.snapshot_meta()
+    }
+
     /// The configuration in force.
     pub fn membership(&self) -> &Membership {
         self.raft.log.membership()
