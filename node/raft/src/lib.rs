@@ -14,19 +14,21 @@
 
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod interaction;
+pub mod linearizability;
 mod log;
 mod membership;
 mod progress;
 mod raft;
 mod raw_node;
-pub mod linearizability;
 pub mod rng;
 pub mod sim;
 mod types;
 
+pub use config::Config;
 #[cfg(feature = "mutations")]
 pub use config::Mutation;
-pub use config::Config;
 pub use error::{ConfChangeError, ConfigError, Error, Result};
 pub use membership::VoteResult;
 pub use progress::ProgressState;
