@@ -1,0 +1,146 @@
+//! The same storage on the real filesystem (a temp dir): reopen, torn tail, corruption,
+//! group commit from threads and the snapshot store.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use kuberaft_node::storage::conformance::{entries, entry, meta};
+use kuberaft_node::storage::fs::RealFs;
+use kuberaft_node::storage::{
+    DiskLogStore, Error, GroupCommit, LogStore, SnapshotStore, Wal, WalOptions,
+};
+use kuberaft_raft::HardState;
+
+fn opts() -> WalOptions {
+    WalOptions { segment_size: 1024 }
+}
+
+#[test]
+fn wal_survives_reopen_and_cuts_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal_dir = dir.path().join("wal");
+    let mut store = DiskLogStore::open(Arc::new(RealFs), &wal_dir, opts()).unwrap();
+    store.append(&entries(1, 100, 1)).unwrap();
+    store
+        .set_hard_state(HardState {
+            term: 1,
+            vote: 1,
+            commit: 100,
+        })
+        .unwrap();
+    store.sync().unwrap();
+    store.append(&entries(101, 101, 1)).unwrap();
+    store.sync().unwrap();
+    let last_segment = store.wal().segments().last().unwrap().path.clone();
+    assert!(
+        store.wal().segments().len() > 1,
+        "1 KiB segments should have rotated"
+    );
+    drop(store);
+
+    // Tear the last record: drop its final 3 bytes.
+    let file = OpenOptions::new().write(true).open(&last_segment).unwrap();
+    let len = file.metadata().unwrap().len();
+    file.set_len(len - 3).unwrap();
+    drop(file);
+
+    let mut store = DiskLogStore::open(Arc::new(RealFs), &wal_dir, opts()).unwrap();
+    assert_eq!(store.last_index(), 100);
+    assert_eq!(store.hard_state().commit, 100);
+    assert_eq!(store.entries(1, 101, None).unwrap(), entries(1, 100, 1));
+    store.append(&entries(101, 102, 2)).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let store = DiskLogStore::open(Arc::new(RealFs), &wal_dir, opts()).unwrap();
+    assert_eq!(store.entries(101, 103, None).unwrap(), entries(101, 102, 2));
+}
+
+#[test]
+fn mid_log_corruption_refuses_to_start_naming_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = DiskLogStore::open(Arc::new(RealFs), dir.path(), opts()).unwrap();
+    store.append(&entries(1, 100, 1)).unwrap();
+    store.sync().unwrap();
+    let first = store.wal().segments()[0].path.clone();
+    drop(store);
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&first, bytes).unwrap();
+    let err = DiskLogStore::open(Arc::new(RealFs), dir.path(), opts()).unwrap_err();
+    let Error::CorruptWal { path, offset, .. } = &err else {
+        panic!("expected CorruptWal, got {err}")
+    };
+    assert_eq!(path, &first);
+    assert!(*offset <= 100, "offset {offset} is past the damage");
+    assert!(
+        err.to_string().contains(&first.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn group_commit_from_threads_on_a_real_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(Arc::new(RealFs), dir.path(), WalOptions::default()).unwrap();
+    let group = GroupCommit::new(wal);
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            let group = &group;
+            s.spawn(move || {
+                for _ in 0..25 {
+                    let (index, durable) = group
+                        .write(|wal| {
+                            let index = wal.last_index() + 1;
+                            wal.append(&[entry(index, t + 1)]).map(|()| index)
+                        })
+                        .unwrap();
+                    assert!(durable.last_index >= index);
+                }
+            });
+        }
+    });
+    drop(group);
+    let (_, recovered) = Wal::open(Arc::new(RealFs), dir.path(), WalOptions::default()).unwrap();
+    assert_eq!(recovered.entries.len(), 200);
+}
+
+#[test]
+fn snapshot_store_on_a_real_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(Arc::new(RealFs), dir.path(), 2).unwrap();
+    let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    for index in [10, 20, 30] {
+        let mut w = store.writer(meta(index, 2)).unwrap();
+        for chunk in payload.chunks(65_000) {
+            w.write_all(chunk).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let files = store.list().unwrap();
+    assert_eq!(
+        files.iter().map(|f| f.index).collect::<Vec<_>>(),
+        vec![30, 20]
+    );
+
+    // A partial stream leaves nothing behind.
+    let mut w = store.writer(meta(40, 2)).unwrap();
+    w.write_all(&payload[..1000]).unwrap();
+    drop(w);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+
+    // Damage the newest: `latest` falls back, the reader refuses.
+    let mut bytes = std::fs::read(&files[0].path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(&files[0].path, bytes).unwrap();
+    let (latest, file) = store.latest().unwrap().unwrap();
+    assert_eq!(latest, meta(20, 2));
+    let mut out = Vec::new();
+    store.reader(&file).unwrap().read_to_end(&mut out).unwrap();
+    assert_eq!(out, payload);
+    assert!(matches!(
+        store.verify(&files[0]),
+        Err(Error::CorruptSnapshot { .. })
+    ));
+}

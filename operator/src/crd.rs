@@ -1,1 +1,0 @@
-//! The `RaftCluster` custom resource.
