@@ -41,10 +41,12 @@ fn parse() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = |name: &str| {
-            it.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
+            it.next()
+                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
         };
         let num = |name: &str, v: String| {
-            v.parse::<u64>().map_err(|e| format!("{name}: `{v}` is not a number ({e})\n{USAGE}"))
+            v.parse::<u64>()
+                .map_err(|e| format!("{name}: `{v}` is not a number ({e})\n{USAGE}"))
         };
         match flag.as_str() {
             "--seeds" => a.seeds = num("--seeds", value("--seeds")?)?,
@@ -63,22 +65,33 @@ fn parse() -> Result<Args, String> {
 
 /// Runs seeds `first..first + count` on `threads` threads; stops early after the first
 /// violation when `stop_early`.
-fn run_seeds(opts: &SimOptions, first: u64, count: u64, threads: usize, stop_early: bool) -> Vec<SimReport> {
+fn run_seeds(
+    opts: &SimOptions,
+    first: u64,
+    count: u64,
+    threads: usize,
+    stop_early: bool,
+) -> Vec<SimReport> {
     let next = AtomicU64::new(first);
     let reports = Mutex::new(Vec::new());
     let failed = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= first + count || (stop_early && failed.load(Ordering::Relaxed)) {
-                    return;
+            s.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= first + count || (stop_early && failed.load(Ordering::Relaxed)) {
+                        return;
+                    }
+                    let r = run(seed, opts);
+                    if !r.violations.is_empty() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    reports
+                        .lock()
+                        .expect("no panics while holding the lock")
+                        .push(r);
                 }
-                let r = run(seed, opts);
-                if !r.violations.is_empty() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                reports.lock().expect("no panics while holding the lock").push(r);
             });
         }
     });
@@ -90,11 +103,18 @@ fn run_seeds(opts: &SimOptions, first: u64, count: u64, threads: usize, stop_ear
 fn summarize(reports: &[SimReport]) -> u64 {
     let steps: u64 = reports.iter().map(|r| r.steps).sum();
     let ops: u64 = reports.iter().map(|r| r.ops).sum();
-    let bad: Vec<&SimReport> = reports.iter().filter(|r| !r.violations.is_empty()).collect();
+    let bad: Vec<&SimReport> = reports
+        .iter()
+        .filter(|r| !r.violations.is_empty())
+        .collect();
     for r in &bad {
         eprintln!("seed {}: {}", r.seed, r.violations.join("; "));
     }
-    println!("sim: seeds={} steps={steps} ops={ops} violations={}", reports.len(), bad.len());
+    println!(
+        "sim: seeds={} steps={steps} ops={ops} violations={}",
+        reports.len(),
+        bad.len()
+    );
     bad.len() as u64
 }
 
@@ -106,19 +126,36 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let opts = SimOptions { steps: args.steps, ..SimOptions::default() };
+    let opts = SimOptions {
+        steps: args.steps,
+        ..SimOptions::default()
+    };
     if args.mutations {
         return mutations(&args, &opts);
     }
     if let Some(seed) = args.seed {
-        let r = run(seed, &SimOptions { trace: true, ..opts });
+        let r = run(
+            seed,
+            &SimOptions {
+                trace: true,
+                ..opts
+            },
+        );
         for line in &r.trace {
             println!("{line}");
         }
-        return if summarize(&[r]) == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        return if summarize(&[r]) == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     let reports = run_seeds(&opts, args.first, args.seeds, args.threads, false);
-    if summarize(&reports) == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if summarize(&reports) == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 #[cfg(not(feature = "mutations"))]
@@ -134,32 +171,54 @@ fn mutations(_: &Args, _: &SimOptions) -> ExitCode {
 /// simulator, or the gate fails.
 #[cfg(feature = "mutations")]
 fn mutations(args: &Args, opts: &SimOptions) -> ExitCode {
+    use std::path::Path;
+
     use kuberaft_raft::Mutation;
     use kuberaft_raft::interaction;
 
     let mut caught = 0;
     for m in Mutation::ALL {
         let hook = |c: &mut kuberaft_raft::Config| c.mutation = Some(m);
-        let scripts = match interaction::run_dir(std::path::Path::new(&args.scripts), &hook) {
-            Ok(mismatched) => mismatched,
+        let scripts: Vec<String> = match interaction::check_dir(Path::new(&args.scripts), &hook) {
+            Ok(results) => results
+                .into_iter()
+                .filter(|r| !r.run.passed())
+                .map(|r| r.name)
+                .collect(),
             Err(e) => {
-                eprintln!("cannot run scripts in {}: {e}", args.scripts);
+                eprintln!("cannot run the scripts in {}: {e}", args.scripts);
                 return ExitCode::from(2);
             }
         };
-        let sim_opts = SimOptions { mutation: Some(m), ..opts.clone() };
+        let sim_opts = SimOptions {
+            mutation: Some(m),
+            ..opts.clone()
+        };
         let reports = run_seeds(&sim_opts, args.first, args.seeds, args.threads, true);
-        let bad: Vec<&SimReport> = reports.iter().filter(|r| !r.violations.is_empty()).collect();
-        let by_sim = bad.first().map(|r| format!("seed {}: {}", r.seed, r.violations[0]));
+        let bad: Vec<&SimReport> = reports
+            .iter()
+            .filter(|r| !r.violations.is_empty())
+            .collect();
+        let by_sim = bad
+            .first()
+            .map(|r| format!("seed {}: {}", r.seed, r.violations[0]));
         let ok = !scripts.is_empty() || by_sim.is_some();
         caught += u32::from(ok);
         println!(
             "mutation {m:?}: {} (scripts changed: {}; simulator: {})",
             if ok { "caught" } else { "MISSED" },
-            if scripts.is_empty() { "none".to_string() } else { scripts.join(", ") },
+            if scripts.is_empty() {
+                "none".to_string()
+            } else {
+                scripts.join(", ")
+            },
             by_sim.unwrap_or_else(|| format!("no violation in {} seeds", reports.len())),
         );
     }
     println!("mutations: caught={caught} total={}", Mutation::ALL.len());
-    if caught as usize == Mutation::ALL.len() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if caught as usize == Mutation::ALL.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -95,7 +95,10 @@ impl Config {
             return Err(ConfigError::new("heartbeat_tick", "must be at least 1"));
         }
         if self.election_tick <= self.heartbeat_tick {
-            return Err(ConfigError::new("election_tick", "must be greater than heartbeat_tick"));
+            return Err(ConfigError::new(
+                "election_tick",
+                "must be greater than heartbeat_tick",
+            ));
         }
         if self.lease_margin_ticks == 0 || self.lease_margin_ticks >= self.election_tick {
             return Err(ConfigError::new(
@@ -104,7 +107,10 @@ impl Config {
             ));
         }
         if self.max_entries_per_msg == 0 {
-            return Err(ConfigError::new("max_entries_per_msg", "must be at least 1"));
+            return Err(ConfigError::new(
+                "max_entries_per_msg",
+                "must be at least 1",
+            ));
         }
         if self.max_inflight_msgs == 0 {
             return Err(ConfigError::new("max_inflight_msgs", "must be at least 1"));

@@ -18,11 +18,18 @@ pub enum Error {
     #[error("invalid configuration change: {0}")]
     InvalidConfChange(#[from] ConfChangeError),
     #[error("cannot transfer leadership to {target}: {reason}")]
-    InvalidTransfer { target: NodeId, reason: &'static str },
+    InvalidTransfer {
+        target: NodeId,
+        reason: &'static str,
+    },
     #[error("cannot compact to index {index}: {reason}")]
     InvalidCompaction { index: u64, reason: &'static str },
     #[error("message from {from} to {to} is not addressed to this node ({id})")]
-    Misaddressed { from: NodeId, to: NodeId, id: NodeId },
+    Misaddressed {
+        from: NodeId,
+        to: NodeId,
+        id: NodeId,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("invalid initial state: {0}")]

@@ -112,7 +112,9 @@ impl RaftLog {
 
     /// The configuration in force: the last one in the log, else the snapshot's.
     pub fn membership(&self) -> &Membership {
-        self.confs.last().map_or(&self.snapshot.membership, |(_, m)| m)
+        self.confs
+            .last()
+            .map_or(&self.snapshot.membership, |(_, m)| m)
     }
 
     fn membership_at(&self, index: u64) -> Membership {
@@ -303,7 +305,11 @@ impl RaftLog {
         let drop = (index - self.snapshot.index) as usize;
         self.entries.drain(..drop);
         self.confs.retain(|(i, _)| *i > index);
-        self.snapshot = SnapshotMeta { index, term, membership };
+        self.snapshot = SnapshotMeta {
+            index,
+            term,
+            membership,
+        };
         self.snapshot_data = data;
         Ok(())
     }
@@ -315,7 +321,10 @@ impl RaftLog {
 
     /// The latest snapshot, for a follower behind the first retained index.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { meta: self.snapshot.clone(), data: self.snapshot_data.clone() }
+        Snapshot {
+            meta: self.snapshot.clone(),
+            data: self.snapshot_data.clone(),
+        }
     }
 }
 
@@ -324,7 +333,13 @@ mod tests {
     use super::*;
 
     fn ents(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
-        range.map(|index| Entry { term, index, payload: EntryPayload::Empty }).collect()
+        range
+            .map(|index| Entry {
+                term,
+                index,
+                payload: EntryPayload::Empty,
+            })
+            .collect()
     }
 
     #[test]
@@ -346,7 +361,10 @@ mod tests {
         let mut log = RaftLog::new(SnapshotMeta::default(), vec![], 0);
         log.append(ents(1..=3, 1));
         log.commit_to(3);
-        assert!(log.take_committed(u64::MAX).is_empty(), "nothing durable yet");
+        assert!(
+            log.take_committed(u64::MAX).is_empty(),
+            "nothing durable yet"
+        );
         assert_eq!(log.take_unstable().len(), 3);
         assert!(log.on_persisted(2, 1));
         assert_eq!(log.take_committed(u64::MAX).len(), 2);
@@ -358,7 +376,11 @@ mod tests {
         use crate::types::{ConfChange, ConfChangeKind};
         let mut log = RaftLog::new(SnapshotMeta::default(), vec![], 0);
         let cc = ConfChange::single(ConfChangeKind::AddVoter, 1);
-        log.append(vec![Entry { term: 1, index: 1, payload: EntryPayload::ConfChange(cc) }]);
+        log.append(vec![Entry {
+            term: 1,
+            index: 1,
+            payload: EntryPayload::ConfChange(cc),
+        }]);
         log.append(ents(2..=4, 1));
         log.take_unstable();
         log.on_persisted(4, 1);

@@ -17,7 +17,10 @@ pub enum VoteResult {
 impl Membership {
     /// A configuration of voters only.
     pub fn with_voters(voters: impl IntoIterator<Item = NodeId>) -> Self {
-        Membership { voters: voters.into_iter().collect(), ..Default::default() }
+        Membership {
+            voters: voters.into_iter().collect(),
+            ..Default::default()
+        }
     }
 
     pub fn is_joint(&self) -> bool {
@@ -39,7 +42,12 @@ impl Membership {
 
     /// Every node that receives the log: voters of both halves and learners.
     pub fn all(&self) -> BTreeSet<NodeId> {
-        self.voters.iter().chain(&self.outgoing).chain(&self.learners).copied().collect()
+        self.voters
+            .iter()
+            .chain(&self.outgoing)
+            .chain(&self.learners)
+            .copied()
+            .collect()
     }
 
     /// Applies `cc` and returns the next configuration.
@@ -107,7 +115,11 @@ impl Membership {
     /// `acked` returns a voter's acknowledged index (absent = 0).
     pub fn committed_index(&self, acked: impl Fn(NodeId) -> u64) -> u64 {
         let incoming = majority_index(&self.voters, &acked);
-        if self.is_joint() { incoming.min(majority_index(&self.outgoing, &acked)) } else { incoming }
+        if self.is_joint() {
+            incoming.min(majority_index(&self.outgoing, &acked))
+        } else {
+            incoming
+        }
     }
 
     /// The election result given the votes so far (`true` = granted).
@@ -169,7 +181,10 @@ mod tests {
 
     fn cc(ch: &[(ConfChangeKind, NodeId)]) -> ConfChange {
         ConfChange {
-            changes: ch.iter().map(|&(kind, node)| ConfChangeSingle { kind, node }).collect(),
+            changes: ch
+                .iter()
+                .map(|&(kind, node)| ConfChangeSingle { kind, node })
+                .collect(),
             leave_joint: false,
         }
     }
@@ -182,7 +197,10 @@ mod tests {
         assert_eq!(add.voters, [1, 2, 3, 4].into());
         let learner = m.apply(&cc(&[(ConfChangeKind::AddLearner, 4)])).unwrap();
         let swap = learner
-            .apply(&cc(&[(ConfChangeKind::AddVoter, 4), (ConfChangeKind::Remove, 3)]))
+            .apply(&cc(&[
+                (ConfChangeKind::AddVoter, 4),
+                (ConfChangeKind::Remove, 3),
+            ]))
             .unwrap();
         assert!(swap.is_joint());
         assert_eq!(swap.voters, [1, 2, 4].into());
@@ -195,13 +213,22 @@ mod tests {
     #[test]
     fn invalid_changes_are_refused() {
         let m = Membership::with_voters([1]);
-        assert_eq!(m.apply(&cc(&[(ConfChangeKind::Remove, 1)])), Err(ConfChangeError::NoVoters));
+        assert_eq!(
+            m.apply(&cc(&[(ConfChangeKind::Remove, 1)])),
+            Err(ConfChangeError::NoVoters)
+        );
         assert_eq!(
             m.apply(&cc(&[(ConfChangeKind::AddLearner, 1)])),
             Err(ConfChangeError::VoterToLearner(1))
         );
-        assert_eq!(m.apply(&cc(&[(ConfChangeKind::Remove, 9)])), Err(ConfChangeError::NotMember(9)));
-        assert_eq!(m.apply(&ConfChange::leave_joint()), Err(ConfChangeError::NotJoint));
+        assert_eq!(
+            m.apply(&cc(&[(ConfChangeKind::Remove, 9)])),
+            Err(ConfChangeError::NotMember(9))
+        );
+        assert_eq!(
+            m.apply(&ConfChange::leave_joint()),
+            Err(ConfChangeError::NotJoint)
+        );
         assert_eq!(m.apply(&cc(&[])), Err(ConfChangeError::Empty));
     }
 

@@ -25,7 +25,12 @@ pub struct Inflights {
 
 impl Inflights {
     pub fn new(max_msgs: usize, max_bytes: u64) -> Self {
-        Inflights { queue: VecDeque::new(), bytes: 0, max_msgs, max_bytes }
+        Inflights {
+            queue: VecDeque::new(),
+            bytes: 0,
+            max_msgs,
+            max_bytes,
+        }
     }
 
     pub fn add(&mut self, last: u64, bytes: u64) {
@@ -188,7 +193,10 @@ mod tests {
         assert_eq!(p.next, 5);
         p.become_probe();
         p.next = 6;
-        assert!(!p.maybe_decr_to(8, 3), "probe answer for another index is stale");
+        assert!(
+            !p.maybe_decr_to(8, 3),
+            "probe answer for another index is stale"
+        );
         assert!(p.maybe_decr_to(5, 3));
         assert_eq!(p.next, 5, "never below match + 1");
     }

@@ -55,6 +55,11 @@ pub(crate) struct Raft {
     round_ticks: VecDeque<(u64, u64)>,
     /// The newest round a quorum acknowledged.
     confirmed_round: u64,
+    /// A TimeoutNow went out in this term: lease reads are off until the next term.
+    lease_void: bool,
+    /// Started with a term past the bootstrap term, so it may have heard from a leader
+    /// before it went down.
+    restarted: bool,
     /// The tick at which the newest quorum-confirmed round was sent (lease start).
     lease_start: Option<u64>,
     pending_reads: VecDeque<PendingRead>,
@@ -86,6 +91,8 @@ impl Raft {
             round: 0,
             round_ticks: VecDeque::new(),
             confirmed_round: 0,
+            lease_void: false,
+            restarted: hs.term > 1,
             lease_start: None,
             pending_reads: VecDeque::new(),
             queued_reads: Vec::new(),
@@ -100,7 +107,11 @@ impl Raft {
     }
 
     pub(crate) fn hard_state(&self) -> HardState {
-        HardState { term: self.term, vote: self.vote, commit: self.log.committed }
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.committed,
+        }
     }
 
     fn promotable(&self) -> bool {
@@ -116,16 +127,30 @@ impl Raft {
     // ---------------------------------------------------------------- sending
 
     fn send(&mut self, to: NodeId, term: u64, body: MessageBody) {
-        self.msgs.push(Message { from: self.id, to, term, body });
+        self.msgs.push(Message {
+            from: self.id,
+            to,
+            term,
+            body,
+        });
     }
 
     /// Queues a message that may leave only once this Ready's writes are durable.
     fn send_persisted(&mut self, to: NodeId, term: u64, body: MessageBody) {
-        self.persisted_msgs.push(Message { from: self.id, to, term, body });
+        self.persisted_msgs.push(Message {
+            from: self.id,
+            to,
+            term,
+            body,
+        });
     }
 
     fn peers(&self) -> Vec<NodeId> {
-        self.progress.keys().copied().filter(|&id| id != self.id).collect()
+        self.progress
+            .keys()
+            .copied()
+            .filter(|&id| id != self.id)
+            .collect()
     }
 
     /// Sends the next Append (or a snapshot) to `to` if its flow control allows. Returns
@@ -133,7 +158,9 @@ impl Raft {
     /// can keep filling the pipeline.
     fn send_append(&mut self, to: NodeId, send_empty: bool) -> bool {
         let last = self.log.last_index();
-        let Some(pr) = self.progress.get_mut(&to) else { return false };
+        let Some(pr) = self.progress.get_mut(&to) else {
+            return false;
+        };
         if pr.is_paused() {
             return false;
         }
@@ -149,8 +176,11 @@ impl Raft {
             self.send(to, self.term, MessageBody::Snapshot { snapshot });
             return false;
         };
-        let entries =
-            self.log.slice(pr.next, self.cfg.max_entries_per_msg, self.cfg.max_bytes_per_msg);
+        let entries = self.log.slice(
+            pr.next,
+            self.cfg.max_entries_per_msg,
+            self.cfg.max_bytes_per_msg,
+        );
         if entries.is_empty() && !send_empty {
             return false;
         }
@@ -168,8 +198,25 @@ impl Raft {
             _ => false,
         };
         let commit = self.log.committed;
-        self.send(to, self.term, MessageBody::Append { prev_index, prev_term, entries, commit });
+        self.send(
+            to,
+            self.term,
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            },
+        );
         pipelined
+    }
+
+    /// Tells `to` to campaign at once. Its forced election bypasses the followers' lease,
+    /// so this leader's own lease is void for the rest of the term, even if the transfer
+    /// is later abandoned.
+    fn send_timeout_now(&mut self, to: NodeId) {
+        self.lease_void = true;
+        self.send(to, self.term, MessageBody::TimeoutNow);
     }
 
     fn fill_pipeline(&mut self, to: NodeId) {
@@ -219,10 +266,15 @@ impl Raft {
         self.lease_start = None;
         self.round_ticks.clear();
         self.confirmed_round = 0;
+        self.lease_void = false;
         self.progress.clear();
         self.sync_progress();
         let index = self.log.last_index() + 1;
-        self.log.append(vec![Entry { term: self.term, index, payload: EntryPayload::Empty }]);
+        self.log.append(vec![Entry {
+            term: self.term,
+            index,
+            payload: EntryPayload::Empty,
+        }]);
         self.bcast_append(false);
     }
 
@@ -270,10 +322,19 @@ impl Raft {
         }
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
         let m = self.log.membership();
-        let voters: Vec<NodeId> =
-            m.voters.union(&m.outgoing).copied().filter(|&id| id != self.id).collect();
+        let voters: Vec<NodeId> = m
+            .voters
+            .union(&m.outgoing)
+            .copied()
+            .filter(|&id| id != self.id)
+            .collect();
         for id in voters {
-            let body = MessageBody::Vote { pre, last_index, last_term, force };
+            let body = MessageBody::Vote {
+                pre,
+                last_index,
+                last_term,
+                force,
+            };
             if pre {
                 self.send(id, term, body);
             } else {
@@ -352,13 +413,22 @@ impl Raft {
 
     pub(crate) fn step(&mut self, m: Message) -> Result<()> {
         if m.to != self.id {
-            return Err(Error::Misaddressed { from: m.from, to: m.to, id: self.id });
+            return Err(Error::Misaddressed {
+                from: m.from,
+                to: m.to,
+                id: self.id,
+            });
         }
         if m.term > self.term {
             match &m.body {
                 MessageBody::Vote { pre, force, .. } => {
+                    // A node that just started may have heard from a leader before it
+                    // went down and forgotten it; it waits out one election timeout too,
+                    // or a leader's lease could be cut short by its vote.
+                    let heard_recently = self.leader != NO_NODE
+                        || (self.restarted && self.now < u64::from(self.cfg.election_tick));
                     let in_lease = self.cfg.check_quorum
-                        && self.leader != NO_NODE
+                        && heard_recently
                         && self.election_elapsed < self.cfg.election_tick;
                     if in_lease && !force {
                         // We hear from a leader: a removed or partitioned node's
@@ -370,7 +440,10 @@ impl Raft {
                     }
                 }
                 // A granted pre-vote carries the term the candidate would use.
-                MessageBody::VoteResp { pre: true, reject: false } => {}
+                MessageBody::VoteResp {
+                    pre: true,
+                    reject: false,
+                } => {}
                 MessageBody::Append { .. }
                 | MessageBody::Heartbeat { .. }
                 | MessageBody::Snapshot { .. } => self.become_follower(m.term, m.from),
@@ -380,12 +453,19 @@ impl Raft {
             match &m.body {
                 MessageBody::Append { .. } | MessageBody::Heartbeat { .. } => {
                     // A stale leader learns our term and steps down.
-                    let body =
-                        MessageBody::AppendResp { index: 0, reject: true, hint_index: 0, hint_term: 0 };
+                    let body = MessageBody::AppendResp {
+                        index: 0,
+                        reject: true,
+                        hint_index: 0,
+                        hint_term: 0,
+                    };
                     self.send(m.from, self.term, body);
                 }
                 MessageBody::Vote { pre: true, .. } => {
-                    let body = MessageBody::VoteResp { pre: true, reject: true };
+                    let body = MessageBody::VoteResp {
+                        pre: true,
+                        reject: true,
+                    };
                     self.send(m.from, self.term, body);
                 }
                 _ => {}
@@ -394,7 +474,12 @@ impl Raft {
         }
 
         match m.body {
-            MessageBody::Vote { pre, last_index, last_term, .. } => {
+            MessageBody::Vote {
+                pre,
+                last_index,
+                last_term,
+                ..
+            } => {
                 self.handle_vote(m.from, m.term, pre, last_index, last_term);
             }
             body => match self.role {
@@ -437,7 +522,9 @@ impl Raft {
 
     fn step_candidate(&mut self, from: NodeId, term: u64, body: MessageBody) {
         match body {
-            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::Snapshot { .. } => {
+            MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::Snapshot { .. } => {
                 self.become_follower(self.term, from);
                 self.step_follower(from, body);
             }
@@ -461,7 +548,11 @@ impl Raft {
                 }
             }
             MessageBody::ReadIndex { request } => {
-                let body = MessageBody::ReadIndexResp { request, index: 0, reject: true };
+                let body = MessageBody::ReadIndexResp {
+                    request,
+                    index: 0,
+                    reject: true,
+                };
                 self.send(from, self.term, body);
             }
             _ => {}
@@ -470,7 +561,12 @@ impl Raft {
 
     fn step_follower(&mut self, from: NodeId, body: MessageBody) {
         match body {
-            MessageBody::Append { prev_index, prev_term, entries, commit } => {
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => {
                 self.election_elapsed = 0;
                 self.leader = from;
                 self.handle_append(from, prev_index, prev_term, entries, commit);
@@ -486,16 +582,20 @@ impl Raft {
                 self.leader = from;
                 self.handle_snapshot(from, snapshot);
             }
-            MessageBody::TimeoutNow => {
-                if self.promotable() {
-                    self.campaign(false, true);
-                }
-            }
+            MessageBody::TimeoutNow if self.promotable() => self.campaign(false, true),
             MessageBody::ReadIndex { request } => {
-                let body = MessageBody::ReadIndexResp { request, index: 0, reject: true };
+                let body = MessageBody::ReadIndexResp {
+                    request,
+                    index: 0,
+                    reject: true,
+                };
                 self.send(from, self.term, body);
             }
-            MessageBody::ReadIndexResp { request, index, reject } => {
+            MessageBody::ReadIndexResp {
+                request,
+                index,
+                reject,
+            } => {
                 if reject {
                     self.rejected_reads.push(request);
                 } else {
@@ -525,17 +625,29 @@ impl Raft {
             return self.send_persisted(from, term, body);
         }
         let truncate_always = self.cfg.mutated(Mutation::TruncateOnStaleAppend);
-        match self.log.maybe_append(prev_index, prev_term, entries, truncate_always) {
+        match self
+            .log
+            .maybe_append(prev_index, prev_term, entries, truncate_always)
+        {
             Some(last_new) => {
                 self.log.commit_to(commit.min(last_new));
-                let body =
-                    MessageBody::AppendResp { index: last_new, reject: false, hint_index: 0, hint_term: 0 };
+                let body = MessageBody::AppendResp {
+                    index: last_new,
+                    reject: false,
+                    hint_index: 0,
+                    hint_term: 0,
+                };
                 self.send_persisted(from, term, body);
             }
             None => {
                 let probe = prev_index.min(self.log.last_index());
                 let (hint_index, hint_term) = self.log.find_conflict_by_term(probe, prev_term);
-                let body = MessageBody::AppendResp { index: prev_index, reject: true, hint_index, hint_term };
+                let body = MessageBody::AppendResp {
+                    index: prev_index,
+                    reject: true,
+                    hint_index,
+                    hint_term,
+                };
                 self.send_persisted(from, term, body);
             }
         }
@@ -551,25 +663,39 @@ impl Raft {
                 self.log.restore(snapshot);
             }
         }
-        let body =
-            MessageBody::AppendResp { index: self.log.committed, reject: false, hint_index: 0, hint_term: 0 };
+        let body = MessageBody::AppendResp {
+            index: self.log.committed,
+            reject: false,
+            hint_index: 0,
+            hint_term: 0,
+        };
         self.send_persisted(from, self.term, body);
     }
 
     fn step_leader(&mut self, from: NodeId, body: MessageBody) {
         match body {
-            MessageBody::AppendResp { index, reject, hint_index, hint_term } => {
+            MessageBody::AppendResp {
+                index,
+                reject,
+                hint_index,
+                hint_term,
+            } => {
                 self.handle_append_resp(from, index, reject, hint_index, hint_term);
             }
             MessageBody::HeartbeatResp { round } => {
                 let last = self.log.last_index();
-                let Some(pr) = self.progress.get_mut(&from) else { return };
+                let Some(pr) = self.progress.get_mut(&from) else {
+                    return;
+                };
                 pr.recent_active = true;
                 pr.acked_round = pr.acked_round.max(round);
                 pr.probe_sent = false;
+                // A follower still behind may have lost pipelined Appends: an Append at
+                // the optimistic next index either fills the gap or is rejected, which
+                // resets the pipeline at once instead of after the stall timeout.
                 let behind = pr.matched < last;
                 if behind {
-                    self.send_append(from, false);
+                    self.send_append(from, true);
                 }
                 self.advance_reads();
             }
@@ -580,14 +706,23 @@ impl Raft {
         }
     }
 
-    fn handle_append_resp(&mut self, from: NodeId, index: u64, reject: bool, hint_index: u64, hint_term: u64) {
+    fn handle_append_resp(
+        &mut self,
+        from: NodeId,
+        index: u64,
+        reject: bool,
+        hint_index: u64,
+        hint_term: u64,
+    ) {
         let last = self.log.last_index();
         let next_hint = if reject && hint_term > 0 {
             self.log.find_conflict_by_term(hint_index, hint_term).0 + 1
         } else {
             hint_index + 1
         };
-        let Some(pr) = self.progress.get_mut(&from) else { return };
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
         pr.recent_active = true;
         if reject {
             if pr.maybe_decr_to(index, next_hint) {
@@ -613,11 +748,12 @@ impl Raft {
         if self.maybe_commit() {
             self.bcast_append(true);
         } else if was_paused {
-            self.send_append(from, false);
+            // Unpaused: tell it the commit index now rather than at the next heartbeat.
+            self.send_append(from, true);
         }
         self.fill_pipeline(from);
         if from == self.transferee && caught_up {
-            self.send(from, self.term, MessageBody::TimeoutNow);
+            self.send_timeout_now(from);
         }
     }
 
@@ -628,7 +764,11 @@ impl Raft {
     pub(crate) fn maybe_commit(&mut self) -> bool {
         let stable = self.log.stable;
         let idx = self.log.membership().committed_index(|id| {
-            if id == self.id { stable } else { self.progress.get(&id).map_or(0, |p| p.matched) }
+            if id == self.id {
+                stable
+            } else {
+                self.progress.get(&id).map_or(0, |p| p.matched)
+            }
         });
         let ok_term = self.log.term(idx) == Some(self.term)
             || (self.cfg.mutated(Mutation::CommitPreviousTerm) && idx <= self.log.last_index());
@@ -655,7 +795,11 @@ impl Raft {
             // Leave joint consensus automatically once the joint entry is committed.
             let index = self.log.last_index() + 1;
             let payload = EntryPayload::ConfChange(ConfChange::leave_joint());
-            self.log.append(vec![Entry { term: self.term, index, payload }]);
+            self.log.append(vec![Entry {
+                term: self.term,
+                index,
+                payload,
+            }]);
             self.sync_progress();
         } else if !self.promotable() {
             // Removed from the configuration and the removal is committed: hand over to the
@@ -669,7 +813,7 @@ impl Raft {
                 .next();
             self.bcast_append(true);
             if let Some(to) = target {
-                self.send(to, self.term, MessageBody::TimeoutNow);
+                self.send_timeout_now(to);
             }
             let term = self.term;
             self.become_follower(term, NO_NODE);
@@ -691,14 +835,20 @@ impl Raft {
             return Err(Error::NotLeader { leader });
         }
         if self.transferee != NO_NODE {
-            return Err(Error::TransferInProgress { transferee: self.transferee });
+            return Err(Error::TransferInProgress {
+                transferee: self.transferee,
+            });
         }
         Ok(())
     }
 
     fn append_and_send(&mut self, payload: EntryPayload) -> (u64, u64) {
         let index = self.log.last_index() + 1;
-        self.log.append(vec![Entry { term: self.term, index, payload }]);
+        self.log.append(vec![Entry {
+            term: self.term,
+            index,
+            payload,
+        }]);
         self.bcast_append(false);
         (index, self.term)
     }
@@ -730,18 +880,28 @@ impl Raft {
             return Err(Error::NotLeader { leader });
         }
         if to == self.id {
-            return Err(Error::InvalidTransfer { target: to, reason: "it is already the leader" });
+            return Err(Error::InvalidTransfer {
+                target: to,
+                reason: "it is already the leader",
+            });
         }
         if !self.log.membership().voters.contains(&to) {
-            return Err(Error::InvalidTransfer { target: to, reason: "it is not a voter" });
+            return Err(Error::InvalidTransfer {
+                target: to,
+                reason: "it is not a voter",
+            });
         }
         if self.transferee == to {
             return Ok(());
         }
         self.transferee = to;
         self.election_elapsed = 0;
-        if self.progress.get(&to).is_some_and(|p| p.matched == self.log.last_index()) {
-            self.send(to, self.term, MessageBody::TimeoutNow);
+        if self
+            .progress
+            .get(&to)
+            .is_some_and(|p| p.matched == self.log.last_index())
+        {
+            self.send_timeout_now(to);
         } else {
             self.send_append(to, true);
         }
@@ -766,14 +926,20 @@ impl Raft {
     fn lease_valid(&self) -> bool {
         let lease = u64::from(self.cfg.election_tick - self.cfg.lease_margin_ticks);
         self.cfg.check_quorum
-            && self.transferee == NO_NODE
-            && self.lease_start.is_some_and(|start| self.now < start + lease)
+            && !self.lease_void
+            && self
+                .lease_start
+                .is_some_and(|start| self.now < start + lease)
     }
 
     fn handle_read(&mut self, from: NodeId, request: Vec<u8>, mode: ReadMode) {
         if self.log.term(self.log.committed) != Some(self.term) {
             // The commit index of an earlier term may be stale: wait for our own entry.
-            self.queued_reads.push(QueuedRead { from, request, mode });
+            self.queued_reads.push(QueuedRead {
+                from,
+                request,
+                mode,
+            });
             return;
         }
         let index = self.log.committed;
@@ -785,18 +951,32 @@ impl Raft {
         if self.cfg.mutated(Mutation::ReuseReadIndexContext) && self.confirmed_round > 0 {
             // The bug: reuse a context a quorum acknowledged long ago.
             let round = self.confirmed_round;
-            self.pending_reads.push_back(PendingRead { round, index, from, request });
+            self.pending_reads.push_back(PendingRead {
+                round,
+                index,
+                from,
+                request,
+            });
             return self.advance_reads();
         }
         self.bcast_heartbeat();
-        self.pending_reads.push_back(PendingRead { round: self.round, index, from, request });
+        self.pending_reads.push_back(PendingRead {
+            round: self.round,
+            index,
+            from,
+            request,
+        });
     }
 
     fn serve_read(&mut self, from: NodeId, request: Vec<u8>, index: u64) {
         if from == self.id {
             self.read_states.push(ReadState { request, index });
         } else {
-            let body = MessageBody::ReadIndexResp { request, index, reject: false };
+            let body = MessageBody::ReadIndexResp {
+                request,
+                index,
+                reject: false,
+            };
             self.send(from, self.term, body);
         }
     }
@@ -806,7 +986,11 @@ impl Raft {
     fn advance_reads(&mut self) {
         let round = self.round;
         let acked = self.log.membership().committed_index(|id| {
-            if id == self.id { round } else { self.progress.get(&id).map_or(0, |p| p.acked_round) }
+            if id == self.id {
+                round
+            } else {
+                self.progress.get(&id).map_or(0, |p| p.acked_round)
+            }
         });
         self.confirmed_round = self.confirmed_round.max(acked);
         while let Some(&(r, tick)) = self.round_ticks.front() {
@@ -823,14 +1007,22 @@ impl Raft {
     }
 
     fn fail_reads(&mut self) {
-        let pending = std::mem::take(&mut self.pending_reads).into_iter().map(|p| (p.from, p.request));
-        let queued = std::mem::take(&mut self.queued_reads).into_iter().map(|q| (q.from, q.request));
+        let pending = std::mem::take(&mut self.pending_reads)
+            .into_iter()
+            .map(|p| (p.from, p.request));
+        let queued = std::mem::take(&mut self.queued_reads)
+            .into_iter()
+            .map(|q| (q.from, q.request));
         let all: Vec<_> = pending.chain(queued).collect();
         for (from, request) in all {
             if from == self.id {
                 self.rejected_reads.push(request);
             } else {
-                let body = MessageBody::ReadIndexResp { request, index: 0, reject: true };
+                let body = MessageBody::ReadIndexResp {
+                    request,
+                    index: 0,
+                    reject: true,
+                };
                 self.send(from, self.term, body);
             }
         }

@@ -33,14 +33,25 @@ impl InitialState {
         let cc = ConfChange {
             changes: voters
                 .iter()
-                .map(|&node| ConfChangeSingle { kind: ConfChangeKind::AddVoter, node })
+                .map(|&node| ConfChangeSingle {
+                    kind: ConfChangeKind::AddVoter,
+                    node,
+                })
                 .collect(),
             leave_joint: false,
         };
         InitialState {
-            hard_state: HardState { term: 1, vote: NO_NODE, commit: 1 },
+            hard_state: HardState {
+                term: 1,
+                vote: NO_NODE,
+                commit: 1,
+            },
             snapshot: Snapshot::default(),
-            entries: vec![Entry { term: 1, index: 1, payload: EntryPayload::ConfChange(cc) }],
+            entries: vec![Entry {
+                term: 1,
+                index: 1,
+                payload: EntryPayload::ConfChange(cc),
+            }],
             applied: 0,
         }
     }
@@ -147,17 +158,34 @@ impl RawNode {
         {
             return Err(Error::InvalidState("entries do not follow the snapshot"));
         }
-        if state.entries.windows(2).any(|w| w[1].index != w[0].index + 1 || w[1].term < w[0].term)
+        if state
+            .entries
+            .windows(2)
+            .any(|w| w[1].index != w[0].index + 1 || w[1].term < w[0].term)
         {
-            return Err(Error::InvalidState("entries are not contiguous with non-decreasing terms"));
+            return Err(Error::InvalidState(
+                "entries are not contiguous with non-decreasing terms",
+            ));
         }
-        let mut log = RaftLog::new(state.snapshot.meta.clone(), state.entries, state.hard_state.commit);
+        let mut log = RaftLog::new(
+            state.snapshot.meta.clone(),
+            state.entries,
+            state.hard_state.commit,
+        );
         log.applying = log.applying.max(state.applied.min(log.committed));
         let mut raft = Raft::new(cfg, state.hard_state, log);
         raft.log.compact_data(state.snapshot.data);
         let prev_hard = raft.hard_state();
-        let prev_soft = SoftState { role: raft.role, leader: raft.leader };
-        Ok(RawNode { raft, prev_hard, prev_soft, max_apply_bytes: 64 << 20 })
+        let prev_soft = SoftState {
+            role: raft.role,
+            leader: raft.leader,
+        };
+        Ok(RawNode {
+            raft,
+            prev_hard,
+            prev_soft,
+            max_apply_bytes: 64 << 20,
+        })
     }
 
     pub fn id(&self) -> NodeId {
@@ -207,7 +235,10 @@ impl RawNode {
     /// applied); the log through `index` is dropped. `data` is what is sent to followers
     /// that fall behind; it may be empty if the application streams snapshots itself.
     pub fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<()> {
-        self.raft.log.compact(index, data).map_err(|reason| Error::InvalidCompaction { index, reason })
+        self.raft
+            .log
+            .compact(index, data)
+            .map_err(|reason| Error::InvalidCompaction { index, reason })
     }
 
     pub fn report_snapshot(&mut self, to: NodeId, failed: bool) {
@@ -222,7 +253,10 @@ impl RawNode {
     pub fn has_ready(&self) -> bool {
         let r = &self.raft;
         r.hard_state() != self.prev_hard
-            || SoftState { role: r.role, leader: r.leader } != self.prev_soft
+            || SoftState {
+                role: r.role,
+                leader: r.leader,
+            } != self.prev_soft
             || r.log.has_pending_snapshot()
             || r.log.has_unstable()
             || r.log.has_committed_to_apply()
@@ -237,7 +271,10 @@ impl RawNode {
         let r = &mut self.raft;
         let hs = r.hard_state();
         let hard_state = (hs != self.prev_hard).then_some(hs);
-        let soft = SoftState { role: r.role, leader: r.leader };
+        let soft = SoftState {
+            role: r.role,
+            leader: r.leader,
+        };
         let soft_state = (soft != self.prev_soft).then_some(soft);
         let snapshot = r.log.take_pending_snapshot();
         let entries = r.log.take_unstable();

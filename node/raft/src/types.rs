@@ -86,11 +86,17 @@ pub struct ConfChange {
 
 impl ConfChange {
     pub fn single(kind: ConfChangeKind, node: NodeId) -> Self {
-        ConfChange { changes: vec![ConfChangeSingle { kind, node }], leave_joint: false }
+        ConfChange {
+            changes: vec![ConfChangeSingle { kind, node }],
+            leave_joint: false,
+        }
     }
 
     pub fn leave_joint() -> Self {
-        ConfChange { changes: Vec::new(), leave_joint: true }
+        ConfChange {
+            changes: Vec::new(),
+            leave_joint: true,
+        }
     }
 }
 
@@ -134,29 +140,60 @@ pub struct Message {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MessageBody {
     /// AppendEntries. An empty `entries` still carries `commit`.
-    Append { prev_index: u64, prev_term: u64, entries: Vec<Entry>, commit: u64 },
+    Append {
+        prev_index: u64,
+        prev_term: u64,
+        entries: Vec<Entry>,
+        commit: u64,
+    },
     /// The answer to `Append` or `Snapshot`. On success `index` is the last index now
     /// known to match the leader. On rejection `index` is the rejected `prev_index` and
     /// (`hint_index`, `hint_term`) let the leader skip a whole conflicting term.
-    AppendResp { index: u64, reject: bool, hint_index: u64, hint_term: u64 },
+    AppendResp {
+        index: u64,
+        reject: bool,
+        hint_index: u64,
+        hint_term: u64,
+    },
     /// Leader heartbeat. `round` identifies the broadcast for ReadIndex and leases.
-    Heartbeat { commit: u64, round: u64 },
-    HeartbeatResp { round: u64 },
+    Heartbeat {
+        commit: u64,
+        round: u64,
+    },
+    HeartbeatResp {
+        round: u64,
+    },
     /// RequestVote (`pre` = PreVote). `force` is set by a leadership transfer and
     /// bypasses the receiver's leader lease.
-    Vote { pre: bool, last_index: u64, last_term: u64, force: bool },
+    Vote {
+        pre: bool,
+        last_index: u64,
+        last_term: u64,
+        force: bool,
+    },
     /// A rejection carries the responder's term, which may be higher than the candidate's.
-    VoteResp { pre: bool, reject: bool },
+    VoteResp {
+        pre: bool,
+        reject: bool,
+    },
     /// InstallSnapshot.
-    Snapshot { snapshot: Snapshot },
+    Snapshot {
+        snapshot: Snapshot,
+    },
     /// Leadership transfer: start an election now, skipping pre-vote.
     TimeoutNow,
     /// A follower forwards a read to the leader. `request` is the follower's opaque id.
-    ReadIndex { request: Vec<u8> },
+    ReadIndex {
+        request: Vec<u8>,
+    },
     /// The leader's answer: the read may be served once `index` is applied. `index` is 0
     /// and `reject` is set when the leader could not serve it (for example, it lost
     /// leadership).
-    ReadIndexResp { request: Vec<u8>, index: u64, reject: bool },
+    ReadIndexResp {
+        request: Vec<u8>,
+        index: u64,
+        reject: bool,
+    },
 }
 
 impl MessageBody {

@@ -49,7 +49,13 @@ impl Checker {
             }
             Some(&(h0, p0)) => {
                 if h0 != h {
-                    self.fail(step, format!("Log Matching: node {node} has a different entry at {}/{}", e.index, e.term));
+                    self.fail(
+                        step,
+                        format!(
+                            "Log Matching: node {node} has a different entry at {}/{}",
+                            e.index, e.term
+                        ),
+                    );
                 }
                 if let (Some(a), Some(b)) = (p0, prev_term)
                     && a != b
@@ -72,7 +78,10 @@ impl Checker {
             }
             Some(&prev) if prev != v => self.fail(
                 step,
-                format!("State Machine Safety: node {node} applied {}/{} where {}/{} was applied", e.index, e.term, e.index, prev.0),
+                format!(
+                    "State Machine Safety: node {node} applied {}/{} where {}/{} was applied",
+                    e.index, e.term, e.index, prev.0
+                ),
             ),
             Some(_) => {}
         }
@@ -92,7 +101,13 @@ impl Checker {
                 .cloned()
                 .unwrap_or((st.commit, Role::Follower, 0, st.membership.clone()));
             if st.role == Role::Leader {
-                self.check_leader(step, id, n, &st, prev_role != Role::Leader || prev_term != st.term);
+                self.check_leader(
+                    step,
+                    id,
+                    n,
+                    &st,
+                    prev_role != Role::Leader || prev_term != st.term,
+                );
             }
             if st.commit > prev_commit {
                 self.record_commits(step, id, n, prev_commit, st.commit);
@@ -100,7 +115,8 @@ impl Checker {
                     self.check_commit_durable(step, id, nodes, &st, &prev_membership);
                 }
             }
-            self.seen.insert(id, (st.commit, st.role, st.term, st.membership.clone()));
+            self.seen
+                .insert(id, (st.commit, st.role, st.term, st.membership.clone()));
         }
     }
 
@@ -109,7 +125,13 @@ impl Checker {
         if let Some(&other) = self.leaders.get(&st.term)
             && other != id
         {
-            self.fail(step, format!("Election Safety: nodes {other} and {id} both lead term {}", st.term));
+            self.fail(
+                step,
+                format!(
+                    "Election Safety: nodes {other} and {id} both lead term {}",
+                    st.term
+                ),
+            );
         }
         self.leaders.insert(st.term, id);
 
@@ -119,9 +141,13 @@ impl Checker {
             && li >= st.first_index
             && (st.last_index < li || raw.log_term(li) != Some(lt))
         {
-            self.fail(step, format!("Leader Append-Only: leader {id} lost entry {li}/{lt}"));
+            self.fail(
+                step,
+                format!("Leader Append-Only: leader {id} lost entry {li}/{lt}"),
+            );
         }
-        self.leader_tail.insert(id, (st.term, st.last_index, last_term));
+        self.leader_tail
+            .insert(id, (st.term, st.last_index, last_term));
 
         if new_leader {
             // Leader Completeness: every committed entry is in the new leader's log.
@@ -131,7 +157,13 @@ impl Checker {
                 .find(|&(&i, &(t, _))| raw.log_term(i) != Some(t))
                 .map(|(&i, &(t, _))| (i, t));
             if let Some((i, t)) = missing {
-                self.fail(step, format!("Leader Completeness: leader {id} of term {} lacks committed {i}/{t}", st.term));
+                self.fail(
+                    step,
+                    format!(
+                        "Leader Completeness: leader {id} of term {} lacks committed {i}/{t}",
+                        st.term
+                    ),
+                );
             }
         }
 
@@ -141,19 +173,29 @@ impl Checker {
             .filter(|e| matches!(e.payload, EntryPayload::ConfChange(_)))
             .count();
         if pending > 1 {
-            self.fail(step, format!("leader {id} has {pending} configuration changes pending"));
+            self.fail(
+                step,
+                format!("leader {id} has {pending} configuration changes pending"),
+            );
         }
     }
 
     fn record_commits(&mut self, step: u64, id: NodeId, n: &SimNode, from: u64, to: u64) {
         let raw = n.raw.as_ref().expect("running");
-        for e in raw.log_entries_from(from + 1).into_iter().take_while(|e| e.index <= to) {
+        for e in raw
+            .log_entries_from(from + 1)
+            .into_iter()
+            .take_while(|e| e.index <= to)
+        {
             let v = (e.term, payload_hash(&e));
             match self.committed.get(&e.index) {
-                Some(&prev) if prev != v => self.fail(step, format!(
-                    "node {id} committed {}/{} where {}/{} was committed",
-                    e.index, e.term, e.index, prev.0
-                )),
+                Some(&prev) if prev != v => self.fail(
+                    step,
+                    format!(
+                        "node {id} committed {}/{} where {}/{} was committed",
+                        e.index, e.term, e.index, prev.0
+                    ),
+                ),
                 Some(_) => {}
                 None => {
                     self.committed.insert(e.index, v);
@@ -174,14 +216,19 @@ impl Checker {
         prev_membership: &Membership,
     ) {
         let raw = nodes[&id].raw.as_ref().expect("running");
-        let Some(term) = raw.log_term(st.commit) else { return };
+        let Some(term) = raw.log_term(st.commit) else {
+            return;
+        };
         let holds = |v: NodeId| nodes.get(&v).is_some_and(|n| n.disk.holds(st.commit, term));
         let durable = |m: &Membership| m.has_quorum(holds);
         if !durable(&st.membership) && !durable(prev_membership) {
-            self.fail(step, format!(
-                "leader {id} committed {}/{term} without a durable majority of voters {:?}",
-                st.commit, st.membership
-            ));
+            self.fail(
+                step,
+                format!(
+                    "leader {id} committed {}/{term} without a durable majority of voters {:?}",
+                    st.commit, st.membership
+                ),
+            );
         }
     }
 }

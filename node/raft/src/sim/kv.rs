@@ -71,7 +71,12 @@ mod tests {
 
     #[test]
     fn put_and_snapshot_round_trip() {
-        let p = Put { client: 3, op: 9, key: "k1".into(), value: "c3-9".into() };
+        let p = Put {
+            client: 3,
+            op: 9,
+            key: "k1".into(),
+            value: "c3-9".into(),
+        };
         assert_eq!(Put::decode(&p.encode()), Some(p.clone()));
         assert_eq!(Put::decode(b"1 2 k"), None);
         let mut kv = Kv::default();

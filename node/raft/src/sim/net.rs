@@ -15,7 +15,11 @@ pub struct Weather {
 }
 
 impl Weather {
-    pub const CALM: Weather = Weather { drop: 0, duplicate: 0, max_delay: 2 };
+    pub const CALM: Weather = Weather {
+        drop: 0,
+        duplicate: 0,
+        max_delay: 2,
+    };
 }
 
 #[derive(Debug)]
@@ -28,7 +32,11 @@ pub struct Net {
 
 impl Net {
     pub fn new() -> Self {
-        Net { in_flight: Vec::new(), blocked: HashSet::new(), weather: Weather::CALM }
+        Net {
+            in_flight: Vec::new(),
+            blocked: HashSet::new(),
+            weather: Weather::CALM,
+        }
     }
 
     pub fn is_blocked(&self, from: NodeId, to: NodeId) -> bool {
@@ -50,14 +58,24 @@ impl Net {
 
     /// Messages due at `now`, in a random order, minus those a partition now blocks.
     pub fn due(&mut self, rng: &mut Rng, now: u64) -> Vec<Message> {
-        let (mut due, rest): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.in_flight).into_iter().partition(|(at, _)| *at <= now);
+        let (mut due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
         self.in_flight = rest;
         for i in (1..due.len()).rev() {
             let j = rng.range(0, i as u64 + 1) as usize;
             due.swap(i, j);
         }
-        due.into_iter().map(|(_, m)| m).filter(|m| !self.is_blocked(m.from, m.to)).collect()
+        due.into_iter()
+            .map(|(_, m)| m)
+            .filter(|m| !self.is_blocked(m.from, m.to))
+            .collect()
+    }
+
+    /// Keeps `m` in the network for a later step (its receiver is paused; the socket
+    /// buffers it).
+    pub fn hold(&mut self, now: u64, m: Message) {
+        self.in_flight.push((now + 1, m));
     }
 
     /// Cuts `a` from `b` in one direction (`symmetric` = both).

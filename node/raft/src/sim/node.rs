@@ -37,7 +37,10 @@ impl Disk {
         if index == self.snapshot.meta.index {
             return Some(self.snapshot.meta.term);
         }
-        self.entries.iter().find(|e| e.index == index).map(|e| e.term)
+        self.entries
+            .iter()
+            .find(|e| e.index == index)
+            .map(|e| e.term)
     }
 
     /// Whether entry `index` with `term` is durable here, or folded into the snapshot.
@@ -119,9 +122,16 @@ impl SimNode {
         self.raw = None;
         self.pending.clear();
         self.kv = Kv::default();
-        let mut lost: Vec<Waiting> = std::mem::take(&mut self.proposals).into_values().map(|(_, w)| w).collect();
+        let mut lost: Vec<Waiting> = std::mem::take(&mut self.proposals)
+            .into_values()
+            .map(|(_, w)| w)
+            .collect();
         lost.extend(std::mem::take(&mut self.reads).into_values());
-        lost.extend(std::mem::take(&mut self.confirmed).into_iter().map(|(_, w)| w));
+        lost.extend(
+            std::mem::take(&mut self.confirmed)
+                .into_iter()
+                .map(|(_, w)| w),
+        );
         lost
     }
 

@@ -77,6 +77,10 @@ struct World {
     ops: u64,
     checker: Checker,
     next_id: NodeId,
+    /// Paused (SIGSTOPped) nodes and the ticks they missed: they neither tick nor handle
+    /// messages, which wait for them, and on resume they first catch up on time, as a
+    /// node whose timer fires its missed ticks would.
+    paused: BTreeMap<NodeId, u64>,
     trace: Vec<String>,
 }
 
@@ -90,7 +94,10 @@ pub fn run(seed: u64, opts: &SimOptions) -> SimReport {
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
-        world.checker.violations.push(format!("step {}: panic: {msg}", world.now));
+        world
+            .checker
+            .violations
+            .push(format!("step {}: panic: {msg}", world.now));
     }
     SimReport {
         seed,
@@ -119,6 +126,7 @@ impl World {
             ops: 0,
             checker: Checker::default(),
             next_id: voters.len() as u64 + 1,
+            paused: BTreeMap::new(),
             trace: Vec::new(),
         };
         for &id in &voters {
@@ -157,8 +165,22 @@ impl World {
         self.nodes.insert(id, n);
     }
 
+    /// Running and not paused.
     fn up_ids(&self) -> Vec<NodeId> {
-        self.nodes.values().filter(|n| n.is_up()).map(|n| n.id).collect()
+        self.nodes
+            .values()
+            .filter(|n| n.is_up() && !self.paused.contains_key(&n.id))
+            .map(|n| n.id)
+            .collect()
+    }
+
+    fn resume(&mut self, id: NodeId) {
+        if let Some(missed) = self.paused.remove(&id) {
+            self.log(|| format!("resume {id} after {missed} ticks"));
+            for _ in 0..missed {
+                self.with_raw(id, |r| r.tick());
+            }
+        }
     }
 
     fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
@@ -168,6 +190,7 @@ impl World {
     fn leader(&self) -> Option<NodeId> {
         self.nodes
             .values()
+            .filter(|n| !self.paused.contains_key(&n.id))
             .filter_map(|n| n.raw.as_ref())
             .filter(|r| r.status().role == Role::Leader)
             .max_by_key(|r| r.status().term)
@@ -185,7 +208,9 @@ impl World {
         let history = std::mem::take(&mut self.history).finish();
         let verdict = check_kv(&history, 20_000_000);
         if !verdict.is_ok() {
-            self.checker.violations.push(format!("linearizability: {verdict}"));
+            self.checker
+                .violations
+                .push(format!("linearizability: {verdict}"));
             return;
         }
         self.liveness();
@@ -197,9 +222,16 @@ impl World {
             for id in self.up_ids() {
                 self.with_raw(id, |r| r.tick());
             }
+            for missed in self.paused.values_mut() {
+                *missed += 1;
+            }
         }
         for m in self.net.due(&mut self.rng, self.now) {
-            self.deliver(m);
+            if self.paused.contains_key(&m.to) {
+                self.net.hold(self.now, m);
+            } else {
+                self.deliver(m);
+            }
         }
         for id in self.up_ids() {
             self.process_ready(id);
@@ -228,13 +260,18 @@ impl World {
             self.log(|| s);
         }
         if let Some(Err(e)) = self.with_raw(to, |r| r.step(m)) {
-            self.checker.violations.push(format!("step {}: step() refused a message: {e}", self.now));
+            self.checker
+                .violations
+                .push(format!("step {}: step() refused a message: {e}", self.now));
         }
     }
 
     fn process_ready(&mut self, id: NodeId) {
         for _ in 0..16 {
-            let Some(rd) = self.with_raw(id, |r| r.has_ready().then(|| r.ready())).flatten() else {
+            let Some(rd) = self
+                .with_raw(id, |r| r.has_ready().then(|| r.ready()))
+                .flatten()
+            else {
                 return;
             };
             self.handle_ready(id, rd);
@@ -300,8 +337,9 @@ impl World {
                 done.push((w, None));
             }
         }
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut n.confirmed).into_iter().partition(|(i, _)| *i <= applied);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut n.confirmed)
+            .into_iter()
+            .partition(|(i, _)| *i <= applied);
         n.confirmed = waiting;
         for (_, w) in ready {
             let v = n.kv.map.get(&w.key).map(|v| v.clone().into_bytes());
@@ -363,7 +401,8 @@ impl World {
     fn start_op(&mut self, c: usize) {
         let up = self.up_ids();
         let mut target = self.clients[c].target;
-        if !self.nodes.get(&target).is_some_and(|n| n.is_up()) {
+        // A paused process handles no request until it resumes (and catches up on time).
+        if !up.contains(&target) {
             let Some(t) = self.pick(&up) else { return };
             target = t;
         }
@@ -372,24 +411,50 @@ impl World {
         self.clients[c].next += 1;
         let result = if self.rng.chance(600) {
             let value = format!("c{c}-{seq}");
-            let put = Put { client: c as u64, op: seq, key: key.clone(), value: value.clone() };
-            self.with_raw(target, |r| r.propose(put.encode())).expect("target is up").map(|(index, term)| {
-                let op = self.history.invoke(c as u64, KvInput::put(key.clone(), value));
-                let n = self.nodes.get_mut(&target).expect("exists");
-                // An older proposal at this index was truncated away: its fate is unknown.
-                let w = Waiting { client: c, token: seq, key };
-                let replaced = n.proposals.insert(index, (term, w));
-                (op, replaced.map(|(_, w)| w))
-            })
+            let put = Put {
+                client: c as u64,
+                op: seq,
+                key: key.clone(),
+                value: value.clone(),
+            };
+            self.with_raw(target, |r| r.propose(put.encode()))
+                .expect("target is up")
+                .map(|(index, term)| {
+                    let op = self
+                        .history
+                        .invoke(c as u64, KvInput::put(key.clone(), value));
+                    let n = self.nodes.get_mut(&target).expect("exists");
+                    // An older proposal at this index was truncated away: its fate is unknown.
+                    let w = Waiting {
+                        client: c,
+                        token: seq,
+                        key,
+                    };
+                    let replaced = n.proposals.insert(index, (term, w));
+                    (op, replaced.map(|(_, w)| w))
+                })
         } else {
-            let mode = if self.rng.chance(500) { ReadMode::Lease } else { ReadMode::Safe };
+            let mode = if self.rng.chance(500) {
+                ReadMode::Lease
+            } else {
+                ReadMode::Safe
+            };
             let request = format!("r{c}-{seq}").into_bytes();
-            self.with_raw(target, |r| r.read_index(request.clone(), mode)).expect("target is up").map(|()| {
-                let op = self.history.invoke(c as u64, KvInput::get(key.clone()));
-                let n = self.nodes.get_mut(&target).expect("exists");
-                n.reads.insert(request, Waiting { client: c, token: seq, key });
-                (op, None)
-            })
+            self.with_raw(target, |r| r.read_index(request.clone(), mode))
+                .expect("target is up")
+                .map(|()| {
+                    let op = self.history.invoke(c as u64, KvInput::get(key.clone()));
+                    let n = self.nodes.get_mut(&target).expect("exists");
+                    n.reads.insert(
+                        request,
+                        Waiting {
+                            client: c,
+                            token: seq,
+                            key,
+                        },
+                    );
+                    (op, None)
+                })
         };
         match result {
             Ok((op, replaced)) => {
@@ -417,7 +482,12 @@ impl World {
 
     fn random_event(&mut self) {
         let up = self.up_ids();
-        let down: Vec<NodeId> = self.nodes.values().filter(|n| !n.is_up()).map(|n| n.id).collect();
+        let down: Vec<NodeId> = self
+            .nodes
+            .values()
+            .filter(|n| !n.is_up())
+            .map(|n| n.id)
+            .collect();
         match self.rng.range(0, 100) {
             0..10 if up.len() > 1 => {
                 let id = self.pick(&up).expect("non-empty");
@@ -462,17 +532,40 @@ impl World {
             56..72 => self.change_membership(),
             72..80 => {
                 if let Some(l) = self.leader() {
-                    let voters: Vec<NodeId> =
-                        self.nodes[&l].raw.as_ref().expect("up").membership().voters.iter().copied().collect();
+                    let voters: Vec<NodeId> = self.nodes[&l]
+                        .raw
+                        .as_ref()
+                        .expect("up")
+                        .membership()
+                        .voters
+                        .iter()
+                        .copied()
+                        .collect();
                     if let Some(to) = self.pick(&voters) {
                         let r = self.with_raw(l, |r| r.transfer_leader(to));
                         self.log(|| format!("transfer {l} -> {to}: {r:?}"));
                     }
                 }
             }
-            80..92 => {
+            80..90 => {
                 if let Some(id) = self.pick(&up) {
                     self.compact(id);
+                }
+            }
+            90..95 if up.len() > 1 => {
+                // Pausing the leader is the interesting case: it resumes believing it
+                // still leads.
+                let id = match self.leader() {
+                    Some(l) if self.rng.chance(700) => l,
+                    _ => self.pick(&up).expect("non-empty"),
+                };
+                self.log(|| format!("pause {id}"));
+                self.paused.insert(id, 0);
+            }
+            95..100 => {
+                let ids: Vec<NodeId> = self.paused.keys().copied().collect();
+                if let Some(id) = self.pick(&ids) {
+                    self.resume(id);
                 }
             }
             _ => {}
@@ -496,7 +589,12 @@ impl World {
 
     fn change_membership(&mut self) {
         let Some(l) = self.leader() else { return };
-        let m = self.nodes[&l].raw.as_ref().expect("up").membership().clone();
+        let m = self.nodes[&l]
+            .raw
+            .as_ref()
+            .expect("up")
+            .membership()
+            .clone();
         let learners: Vec<NodeId> = m.learners.iter().copied().collect();
         let voters: Vec<NodeId> = m.voters.iter().copied().collect();
         let single = |kind, node| ConfChangeSingle { kind, node };
@@ -511,9 +609,15 @@ impl World {
                 Some(id) => vec![single(ConfChangeKind::AddVoter, id)],
                 None => return,
             },
-            2 if voters.len() > 3 => vec![single(ConfChangeKind::Remove, self.pick(&voters).expect("non-empty"))],
+            2 if voters.len() > 3 => vec![single(
+                ConfChangeKind::Remove,
+                self.pick(&voters).expect("non-empty"),
+            )],
             3 => match (self.pick(&learners), self.pick(&voters)) {
-                (Some(a), Some(r)) => vec![single(ConfChangeKind::AddVoter, a), single(ConfChangeKind::Remove, r)],
+                (Some(a), Some(r)) => vec![
+                    single(ConfChangeKind::AddVoter, a),
+                    single(ConfChangeKind::Remove, r),
+                ],
                 _ => return,
             },
             4 => match self.pick(&learners) {
@@ -522,7 +626,10 @@ impl World {
             },
             _ => return,
         };
-        let cc = ConfChange { changes, leave_joint: false };
+        let cc = ConfChange {
+            changes,
+            leave_joint: false,
+        };
         let r = self.with_raw(l, |r| r.propose_conf_change(cc.clone()));
         self.log(|| format!("conf change on {l}: {cc:?} -> {r:?}"));
     }
@@ -535,7 +642,16 @@ impl World {
         self.log(|| "liveness phase: heal everything".to_string());
         self.net.heal();
         self.net.weather = Weather::CALM;
-        let down: Vec<NodeId> = self.nodes.values().filter(|n| !n.is_up()).map(|n| n.id).collect();
+        let paused: Vec<NodeId> = self.paused.keys().copied().collect();
+        for id in paused {
+            self.resume(id);
+        }
+        let down: Vec<NodeId> = self
+            .nodes
+            .values()
+            .filter(|n| !n.is_up())
+            .map(|n| n.id)
+            .collect();
         for id in down {
             let cfg = self.config(id);
             self.nodes.get_mut(&id).expect("exists").start(cfg);
@@ -548,7 +664,10 @@ impl World {
             }
             let Some(l) = self.leader() else { continue };
             if probe.is_none_or(|(pl, _, _)| pl != l) {
-                probe = self.with_raw(l, |r| r.propose(b"probe".to_vec()).ok()).flatten().map(|(i, t)| (l, i, t));
+                probe = self
+                    .with_raw(l, |r| r.propose(b"probe".to_vec()).ok())
+                    .flatten()
+                    .map(|(i, t)| (l, i, t));
                 continue;
             }
             let (_, index, term) = probe.expect("set above");
@@ -558,7 +677,9 @@ impl World {
                 continue;
             }
             let voters = raw.membership().voters.clone();
-            let everywhere = voters.iter().all(|v| self.nodes.get(v).is_some_and(|n| n.kv.applied >= index));
+            let everywhere = voters
+                .iter()
+                .all(|v| self.nodes.get(v).is_some_and(|n| n.kv.applied >= index));
             if everywhere {
                 return;
             }
