@@ -29,8 +29,12 @@ impl Cluster {
             queue: VecDeque::new(),
         };
         c.nodes[0].campaign();
-        while c.nodes[0].status().role != Role::Leader || c.pump() > 0 {}
-        c
+        loop {
+            let applied = c.pump();
+            if c.nodes[0].status().role == Role::Leader && applied == 0 {
+                return c;
+            }
+        }
     }
 
     /// Processes every Ready and delivers every message until quiet; returns the number
