@@ -6,8 +6,9 @@ use super::{KvInput, KvOutput, NO_RETURN, Operation};
 
 /// Outputs that can say "the client never learned what happened".
 pub trait UnknownOutput {
-    /// An output the model accepts in every state: the operation may have taken effect
-    /// with any result, or (ordered last) not at all.
+    /// An output the model accepts in every state. With `ret = NO_RETURN`, as
+    /// [`HistoryRecorder::fail_unknown`] records it, the operation may have taken effect
+    /// at any time after its call with any result, or not at all.
     fn unknown() -> Self;
 }
 
@@ -25,7 +26,10 @@ pub struct HistoryRecorder<I = KvInput, O = KvOutput> {
 
 impl<I, O> Default for HistoryRecorder<I, O> {
     fn default() -> Self {
-        Self { now: 0, ops: Vec::new() }
+        Self {
+            now: 0,
+            ops: Vec::new(),
+        }
     }
 }
 
@@ -39,7 +43,13 @@ impl<I, O> HistoryRecorder<I, O> {
     #[must_use = "the operation must later be completed or failed"]
     pub fn invoke(&mut self, client: u64, input: I) -> OpId {
         let call = self.tick();
-        self.ops.push(Operation { client, call, ret: NO_RETURN, input, output: None });
+        self.ops.push(Operation {
+            client,
+            call,
+            ret: NO_RETURN,
+            input,
+            output: None,
+        });
         OpId(self.ops.len() - 1)
     }
 
@@ -90,7 +100,13 @@ impl<I, O: UnknownOutput> HistoryRecorder<I, O> {
                     Some(output) => (op.ret, output),
                     None => (NO_RETURN, O::unknown()),
                 };
-                Operation { client: op.client, call: op.call, ret, input: op.input, output }
+                Operation {
+                    client: op.client,
+                    call: op.call,
+                    ret,
+                    input: op.input,
+                    output,
+                }
             })
             .collect()
     }

@@ -74,7 +74,9 @@ pub(super) struct Memo<S> {
 
 impl<S: Eq + Hash + Clone> Memo<S> {
     pub(super) fn new() -> Self {
-        Self { buckets: HashMap::new() }
+        Self {
+            buckets: HashMap::new(),
+        }
     }
 
     fn key(linearized: &Linearized, state: &S) -> u64 {
@@ -86,18 +88,38 @@ impl<S: Eq + Hash + Clone> Memo<S> {
     /// Whether a failed configuration with the same returned set and state, and a subset
     /// of these pending operations, is recorded: then this one fails too.
     pub(super) fn dominated(&self, linearized: &Linearized, state: &S) -> bool {
-        self.buckets.get(&Self::key(linearized, state)).is_some_and(|bucket| {
-            bucket.iter().any(|failed| {
-                *failed.returned == linearized.returned[..]
-                    && failed.state == *state
-                    && failed.pending.iter().zip(&linearized.pending).all(|(f, l)| f & !l == 0)
+        self.buckets
+            .get(&Self::key(linearized, state))
+            .is_some_and(|bucket| {
+                bucket.iter().any(|failed| {
+                    *failed.returned == linearized.returned[..]
+                        && failed.state == *state
+                        && failed
+                            .pending
+                            .iter()
+                            .zip(&linearized.pending)
+                            .all(|(f, l)| f & !l == 0)
+                })
             })
-        })
     }
 
-    /// Records that the configuration has no way forward.
+    /// Records that the configuration has no way forward, forgetting the failures it
+    /// dominates so that buckets stay small.
     pub(super) fn insert(&mut self, linearized: &Linearized, state: &S) {
-        self.buckets.entry(Self::key(linearized, state)).or_default().push(Failed {
+        let bucket = self
+            .buckets
+            .entry(Self::key(linearized, state))
+            .or_default();
+        bucket.retain(|failed| {
+            *failed.returned != linearized.returned[..]
+                || failed.state != *state
+                || !linearized
+                    .pending
+                    .iter()
+                    .zip(&failed.pending)
+                    .all(|(l, f)| l & !f == 0)
+        });
+        bucket.push(Failed {
             returned: linearized.returned.clone().into_boxed_slice(),
             pending: linearized.pending.clone().into_boxed_slice(),
             state: state.clone(),
@@ -119,7 +141,10 @@ mod tests {
         for bit in [64, 7, 3, 129, 7] {
             b.toggle_returned(bit);
         }
-        assert_eq!((&a.returned, a.hash, a.returned_count), (&b.returned, b.hash, 3));
+        assert_eq!(
+            (&a.returned, a.hash, a.returned_count),
+            (&b.returned, b.hash, 3)
+        );
     }
 
     #[test]
@@ -134,10 +159,26 @@ mod tests {
         assert!(!memo.dominated(&set, &2u8), "another state");
         set.toggle_pending(0);
         assert!(memo.dominated(&set, &1u8), "more pending operations");
+        memo.insert(&set, &1u8);
+        assert_eq!(
+            memo.buckets.values().map(Vec::len).sum::<usize>(),
+            2,
+            "both kept"
+        );
         set.toggle_pending(65);
         assert!(!memo.dominated(&set, &1u8), "not a superset");
         set.toggle_pending(65);
         set.toggle_returned(3);
         assert!(!memo.dominated(&set, &1u8), "other returned operations");
+        set.toggle_returned(3);
+        set.toggle_pending(0);
+        set.toggle_pending(65);
+        assert!(set.pending.iter().all(|&w| w == 0));
+        memo.insert(&set, &1u8);
+        assert_eq!(
+            memo.buckets.values().map(Vec::len).sum::<usize>(),
+            1,
+            "supersets forgotten"
+        );
     }
 }
