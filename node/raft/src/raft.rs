@@ -547,14 +547,7 @@ impl Raft {
                     VoteResult::Pending => {}
                 }
             }
-            MessageBody::ReadIndex { request } => {
-                let body = MessageBody::ReadIndexResp {
-                    request,
-                    index: 0,
-                    reject: true,
-                };
-                self.send(from, self.term, body);
-            }
+            MessageBody::ReadIndex { request } => self.reject_read(from, request),
             _ => {}
         }
     }
@@ -583,14 +576,7 @@ impl Raft {
                 self.handle_snapshot(from, snapshot);
             }
             MessageBody::TimeoutNow if self.promotable() => self.campaign(false, true),
-            MessageBody::ReadIndex { request } => {
-                let body = MessageBody::ReadIndexResp {
-                    request,
-                    index: 0,
-                    reject: true,
-                };
-                self.send(from, self.term, body);
-            }
+            MessageBody::ReadIndex { request } => self.reject_read(from, request),
             MessageBody::ReadIndexResp {
                 request,
                 index,
@@ -1006,6 +992,16 @@ impl Raft {
         }
     }
 
+    /// Tells a follower its forwarded read cannot be served here; it retries elsewhere.
+    fn reject_read(&mut self, from: NodeId, request: Vec<u8>) {
+        let body = MessageBody::ReadIndexResp {
+            request,
+            index: 0,
+            reject: true,
+        };
+        self.send(from, self.term, body);
+    }
+
     fn fail_reads(&mut self) {
         let pending = std::mem::take(&mut self.pending_reads)
             .into_iter()
@@ -1018,12 +1014,7 @@ impl Raft {
             if from == self.id {
                 self.rejected_reads.push(request);
             } else {
-                let body = MessageBody::ReadIndexResp {
-                    request,
-                    index: 0,
-                    reject: true,
-                };
-                self.send(from, self.term, body);
+                self.reject_read(from, request);
             }
         }
         self.round_ticks.clear();
