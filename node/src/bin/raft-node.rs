@@ -1,0 +1,157 @@
+//! `raft-node`: one member of a KubeRaft cluster.
+//!
+//! Every flag can also come from the environment variable `RAFT_<FLAG_IN_UPPER_SNAKE>`
+//! (`--data-dir` ↔ `RAFT_DATA_DIR`), which is how the operator's StatefulSet passes
+//! them. The bound addresses are printed on one line at start and written to
+//! `<data-dir>/addresses.json`, so tests can bind port 0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+use kuberaft_node::server::{Listeners, Node, NodeOptions, identity::write_atomic};
+use tokio::net::TcpListener;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A KubeRaft member: a Raft replicated key-value store.
+#[derive(Debug, Parser)]
+#[command(name = "raft-node", version)]
+struct Args {
+    /// Member name (the pod name in Kubernetes); defaults to the node id.
+    #[arg(long, env = "RAFT_NAME", default_value = "")]
+    name: String,
+    /// Directory for the identity, the WAL and snapshots.
+    #[arg(long, env = "RAFT_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Address for Raft traffic between members.
+    #[arg(long, env = "RAFT_PEER_LISTEN", default_value = "0.0.0.0:7000")]
+    peer_listen: SocketAddr,
+    /// Address for the KV and Admin gRPC services.
+    #[arg(long, env = "RAFT_CLIENT_LISTEN", default_value = "0.0.0.0:7001")]
+    client_listen: SocketAddr,
+    /// Address for /healthz, /readyz, /metrics and /prestop.
+    #[arg(long, env = "RAFT_HTTP_LISTEN", default_value = "0.0.0.0:7002")]
+    http_listen: SocketAddr,
+    /// The peer address other members dial (a stable DNS name in Kubernetes); the bound
+    /// address when unset.
+    #[arg(long, env = "RAFT_ADVERTISE_PEER")]
+    advertise_peer: Option<String>,
+    /// The client address given to clients in NotLeader hints; the bound address when unset.
+    #[arg(long, env = "RAFT_ADVERTISE_CLIENT")]
+    advertise_client: Option<String>,
+    /// Length of one Raft tick.
+    #[arg(long, env = "RAFT_TICK_MILLIS", default_value_t = 100)]
+    tick_millis: u64,
+    /// Minimum election timeout, in ticks (the timeout is random in [n, 2n)).
+    #[arg(long, env = "RAFT_ELECTION_TICKS", default_value_t = 10)]
+    election_ticks: u32,
+    /// Ticks between leader heartbeats.
+    #[arg(long, env = "RAFT_HEARTBEAT_TICKS", default_value_t = 1)]
+    heartbeat_ticks: u32,
+    /// Take a snapshot and compact the log every this many applied entries (0: never).
+    #[arg(long, env = "RAFT_SNAPSHOT_THRESHOLD", default_value_t = 10_000)]
+    snapshot_threshold: u64,
+    #[arg(long, env = "RAFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Found a one-voter cluster when the data dir is empty.
+    #[arg(long, env = "RAFT_BOOTSTRAP")]
+    bootstrap: bool,
+    /// File holding the bearer token Admin calls must carry.
+    #[arg(long, env = "RAFT_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} address {addr}"))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    init_tracing(args.log_format);
+    if args.tick_millis == 0 {
+        bail!("--tick-millis must be at least 1");
+    }
+    if args.heartbeat_ticks == 0 || args.election_ticks <= args.heartbeat_ticks {
+        bail!("--election-ticks must be greater than --heartbeat-ticks, which must be at least 1");
+    }
+    let admin_token = match &args.admin_token_file {
+        Some(path) => {
+            let token = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --admin-token-file {}", path.display()))?;
+            let token = token.trim().to_owned();
+            if token.is_empty() {
+                bail!("--admin-token-file {} is empty", path.display());
+            }
+            Some(token)
+        }
+        None => None,
+    };
+    let listeners = Listeners {
+        peer: bind(args.peer_listen, "peer").await?,
+        client: bind(args.client_listen, "client").await?,
+        http: bind(args.http_listen, "http").await?,
+    };
+    let opts = NodeOptions {
+        name: args.name,
+        data_dir: args.data_dir.clone(),
+        advertise_peer: args.advertise_peer,
+        advertise_client: args.advertise_client,
+        tick: Duration::from_millis(args.tick_millis),
+        election_ticks: args.election_ticks,
+        heartbeat_ticks: args.heartbeat_ticks,
+        snapshot_threshold: args.snapshot_threshold,
+        admin_token,
+        bootstrap: args.bootstrap,
+    };
+    let node = Node::start(opts, listeners)
+        .await
+        .context("starting the node")?;
+    let addresses = serde_json::json!({
+        "node_id": node.node_id,
+        "peer": node.peer_addr.to_string(),
+        "client": node.client_addr.to_string(),
+        "http": node.http_addr.to_string(),
+        "advertise_peer": node.advertise_peer(),
+        "advertise_client": node.advertise_client(),
+    });
+    write_atomic(&args.data_dir, "addresses.json", &addresses.to_string())
+        .context("writing addresses.json")?;
+    println!(
+        "raft-node listening node_id={} peer={} client={} http={}",
+        node.node_id, node.peer_addr, node.client_addr, node.http_addr
+    );
+    node.run_until(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
