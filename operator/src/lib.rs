@@ -4,3 +4,4 @@
 pub mod build;
 pub mod crd;
 pub mod planner;
+pub mod reconcile;

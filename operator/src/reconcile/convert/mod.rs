@@ -1,0 +1,134 @@
+//! Conversions between kube objects and the planner's plain data: the spec to
+//! [`Desired`], the observed objects and Admin answers to [`Observed`], and the operation
+//! between the planner and `status.operation`. Pure functions, unit-tested here.
+
+mod operation;
+mod raft;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
+
+pub use operation::{operation_from_status, operation_to_status};
+pub use raft::{node_report, raft_view};
+
+use super::observe::World;
+use crate::build::{CONTAINER_NAME, env::var_for_flag};
+use crate::crd::{RaftClusterSpec, RaftClusterStatus};
+use crate::planner::{
+    BlockedCode, DEFAULT_MAX_CATCH_UP_LAG, Desired, NodeReport, Observed, ObservedPod,
+    ObservedStatefulSet, PodTemplate, ReclaimPolicy,
+};
+
+/// The spec as the planner sees it. Negative numbers (which the schema refuses) become 0,
+/// which the planner blocks on as an invalid spec rather than acting on.
+pub fn desired(spec: &RaftClusterSpec) -> Desired {
+    Desired {
+        replicas: u32::try_from(spec.replicas).unwrap_or(0),
+        image: spec.image.clone(),
+        min_failure_tolerance: u32::try_from(spec.min_failure_tolerance).unwrap_or(0),
+        paused: spec.paused,
+        snapshot_request_id: spec.snapshot.request_id.clone(),
+        snapshot_entry_threshold: u64::try_from(spec.snapshot.entry_threshold).unwrap_or(0),
+        reclaim_policy: match spec.storage.reclaim_policy {
+            crate::crd::ReclaimPolicy::Retain => ReclaimPolicy::Retain,
+            crate::crd::ReclaimPolicy::Delete => ReclaimPolicy::Delete,
+        },
+        max_catch_up_lag: DEFAULT_MAX_CATCH_UP_LAG,
+    }
+}
+
+/// What the planner needs from this reconcile's observation and from the previous status
+/// (its memory: the operation in flight, the last snapshot, the cluster id, the block).
+pub fn observed(cluster: &str, world: &World, status: &RaftClusterStatus) -> Observed {
+    let statefulset = world.statefulset.as_ref().map(|sts| ObservedStatefulSet {
+        replicas: sts
+            .spec
+            .replicas
+            .and_then(|r| u32::try_from(r).ok())
+            .unwrap_or(0),
+        template: statefulset_template(sts),
+    });
+    let pods = world
+        .pods
+        .iter()
+        .map(|(&ordinal, pod)| observed_pod(ordinal, pod, world))
+        .collect();
+    Observed {
+        statefulset,
+        pods,
+        pvcs: world.pvcs.clone(),
+        raft: raft_view(cluster, world, status),
+        operation: status.operation.as_ref().and_then(operation_from_status),
+        last_snapshot_request_id: status
+            .last_snapshot
+            .as_ref()
+            .and_then(|s| s.request_id.clone()),
+        cluster_id: status.cluster_id.clone(),
+        blocked: status
+            .blocked_on
+            .as_ref()
+            .and_then(|b| BlockedCode::parse(&b.code)),
+    }
+}
+
+fn observed_pod(ordinal: u32, pod: &Pod, world: &World) -> ObservedPod {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let status = pod.status.as_ref();
+    let container_running = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == CONTAINER_NAME))
+        .and_then(|c| c.state.as_ref())
+        .is_some_and(|s| s.running.is_some());
+    let running = status.and_then(|s| s.phase.as_deref()) == Some("Running") && container_running;
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let node = world
+        .reports
+        .get(&name)
+        .map_or(NodeReport::Unreachable, node_report);
+    ObservedPod {
+        ordinal,
+        name,
+        running,
+        ready,
+        terminating: pod.metadata.deletion_timestamp.is_some(),
+        template: pod.spec.as_ref().map(template_of).unwrap_or_default(),
+        node,
+    }
+}
+
+/// The template the StatefulSet creates pods from.
+pub fn statefulset_template(sts: &StatefulSet) -> PodTemplate {
+    sts.spec
+        .template
+        .spec
+        .as_ref()
+        .map(template_of)
+        .unwrap_or_default()
+}
+
+/// The parts of a pod spec the planner compares: the member container's image and the
+/// snapshot threshold it was started with. A missing value reads as empty or 0, so such a
+/// pod counts as outdated and is restarted onto the current template.
+pub fn template_of(spec: &PodSpec) -> PodTemplate {
+    let Some(c) = spec.containers.iter().find(|c| c.name == CONTAINER_NAME) else {
+        return PodTemplate::default();
+    };
+    let threshold_var = var_for_flag("--snapshot-threshold");
+    let threshold = c
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == threshold_var)
+        .and_then(|e| e.value.as_deref())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    PodTemplate {
+        image: c.image.clone().unwrap_or_default(),
+        snapshot_entry_threshold: threshold,
+    }
+}
+
+#[cfg(test)]
+mod tests;

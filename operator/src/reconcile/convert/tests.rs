@@ -1,0 +1,251 @@
+use std::collections::BTreeSet;
+
+use super::super::admin::{AdminError, Lifecycle, MemberKind, MemberStatus, Role};
+use super::super::fixtures::*;
+use super::*;
+use crate::crd::{BlockedOn, LastSnapshot, Member, MemberRole};
+use crate::planner::{NodeState, Operation};
+
+#[test]
+fn desired_carries_every_field_the_planner_decides_on() {
+    let mut s = spec(5);
+    s.min_failure_tolerance = 1;
+    s.paused = true;
+    s.snapshot.request_id = Some("r1".into());
+    s.snapshot.entry_threshold = 777;
+    s.storage.reclaim_policy = crate::crd::ReclaimPolicy::Retain;
+    let d = desired(&s);
+    assert_eq!(d.replicas, 5);
+    assert_eq!(d.image, IMAGE);
+    assert_eq!(d.min_failure_tolerance, 1);
+    assert!(d.paused);
+    assert_eq!(d.snapshot_request_id.as_deref(), Some("r1"));
+    assert_eq!(d.snapshot_entry_threshold, 777);
+    assert_eq!(d.reclaim_policy, ReclaimPolicy::Retain);
+    assert_eq!(d.max_catch_up_lag, DEFAULT_MAX_CATCH_UP_LAG);
+}
+
+#[test]
+fn negative_numbers_become_zero_for_the_planner_to_refuse() {
+    let mut s = spec(-1);
+    s.min_failure_tolerance = -3;
+    let d = desired(&s);
+    assert_eq!((d.replicas, d.min_failure_tolerance), (0, 0));
+}
+
+#[test]
+fn templates_of_statefulset_and_pod_agree_with_the_spec() {
+    let want = desired(&spec(3)).template();
+    assert_eq!(statefulset_template(&sts(3)), want);
+    assert_eq!(template_of(pod(0).spec.as_ref().unwrap()), want);
+    let mut other = pod(0);
+    other.spec.as_mut().unwrap().containers[0].image = Some("x:2".into());
+    assert_ne!(template_of(other.spec.as_ref().unwrap()), want);
+}
+
+#[test]
+fn healthy_cluster_observed_from_the_leader() {
+    let w = healthy_world(3);
+    let o = observed("demo", &w, &RaftClusterStatus::default());
+    assert_eq!(o.statefulset.as_ref().unwrap().replicas, 3);
+    assert_eq!(o.pvcs, BTreeSet::from([0, 1, 2]));
+    assert_eq!(o.pods.len(), 3);
+    for (k, p) in o.pods.iter().enumerate() {
+        let k = u32::try_from(k).unwrap();
+        assert_eq!(p.ordinal, k);
+        assert!(p.running && p.ready && !p.terminating, "{p:?}");
+        assert_eq!(
+            p.node,
+            NodeReport::Reachable {
+                node_id: node_id(k),
+                state: NodeState::Member
+            }
+        );
+    }
+    let raft = o.raft.unwrap();
+    assert_eq!(raft.leader, Some(node_id(0)));
+    assert_eq!(
+        (raft.term, raft.commit_index, raft.config_index),
+        (3, 100, 0)
+    );
+    assert_eq!(raft.config.voters, (0..3).map(node_id).collect());
+    assert!(raft.config.learners.is_empty() && raft.config.outgoing_voters.is_empty());
+    let m = raft.members[&node_id(2)];
+    assert_eq!(
+        (m.ordinal, m.lag, m.match_index),
+        (Some(2), Some(0), Some(100))
+    );
+}
+
+#[test]
+fn without_a_leader_the_view_has_no_leader_and_no_progress() {
+    let mut w = healthy_world(3);
+    w.reports.insert(
+        "demo-0".into(),
+        Err(AdminError::Timeout {
+            pod: "demo-0".into(),
+        }),
+    );
+    let o = observed("demo", &w, &RaftClusterStatus::default());
+    assert_eq!(o.pods[0].node, NodeReport::Unreachable);
+    let raft = o.raft.unwrap();
+    assert_eq!(raft.leader, None);
+    assert_eq!(raft.config.voters.len(), 3);
+    assert_eq!(raft.members[&node_id(1)].lag, None);
+}
+
+#[test]
+fn the_leader_of_the_highest_term_wins() {
+    let mut w = healthy_world(3);
+    // A stale leader on pod 2 (partitioned, older term).
+    let mut stale = member_status(2, &[0, 1, 2], &[], 2);
+    stale.term = 1;
+    w.reports.insert("demo-2".into(), Ok(stale));
+    let raft = observed("demo", &w, &RaftClusterStatus::default())
+        .raft
+        .unwrap();
+    assert_eq!(raft.leader, Some(node_id(0)));
+    assert_eq!(raft.term, 3);
+}
+
+#[test]
+fn learners_joining_nodes_and_joint_configurations() {
+    let mut w = healthy_world(4);
+    for k in 0..3 {
+        w.reports.insert(
+            format!("demo-{k}"),
+            Ok(member_status(k, &[0, 1, 2], &[3], 0)),
+        );
+    }
+    let mut joining = uninitialized(3, node_id(3));
+    joining.lifecycle = Lifecycle::Joining;
+    w.reports.insert("demo-3".into(), Ok(joining));
+    let o = observed("demo", &w, &RaftClusterStatus::default());
+    assert_eq!(
+        o.pods[3].node,
+        NodeReport::Reachable {
+            node_id: node_id(3),
+            state: NodeState::Uninitialized
+        }
+    );
+    let raft = o.raft.unwrap();
+    assert_eq!(raft.config.learners, BTreeSet::from([node_id(3)]));
+    assert_eq!(raft.members[&node_id(3)].lag, Some(5));
+
+    // Joint: the old voter 2 only in the outgoing half.
+    let mut leader = member_status(0, &[0, 1, 3], &[], 0);
+    leader.joint = true;
+    leader.members.push(MemberStatus {
+        kind: MemberKind::OutgoingVoter,
+        ..leader.members[0].clone()
+    });
+    leader.members.last_mut().unwrap().node_id = node_id(2);
+    w.reports.insert("demo-0".into(), Ok(leader));
+    let raft = observed("demo", &w, &RaftClusterStatus::default())
+        .raft
+        .unwrap();
+    assert_eq!(
+        raft.config.voters,
+        BTreeSet::from([node_id(0), node_id(1), node_id(3)])
+    );
+    assert_eq!(raft.config.outgoing_voters, (0..4).map(node_id).collect());
+}
+
+#[test]
+fn an_unnamed_member_keeps_the_ordinal_status_remembers() {
+    let mut w = healthy_world(3);
+    let mut leader = member_status(0, &[0, 1, 2], &[], 0);
+    for m in &mut leader.members {
+        if m.node_id == node_id(2) {
+            m.name = String::new();
+            m.peer_addr = "10.9.9.9:7000".into();
+        }
+    }
+    w.reports.insert("demo-0".into(), Ok(leader));
+    let status = RaftClusterStatus {
+        members: vec![Member {
+            name: "demo-2".into(),
+            node_id: Some(node_id(2).to_string()),
+            role: MemberRole::Follower,
+            healthy: true,
+            lag: None,
+        }],
+        ..RaftClusterStatus::default()
+    };
+    let raft = observed("demo", &w, &status).raft.unwrap();
+    assert_eq!(raft.members[&node_id(2)].ordinal, Some(2));
+    let raft = observed("demo", &w, &RaftClusterStatus::default())
+        .raft
+        .unwrap();
+    assert_eq!(raft.members[&node_id(2)].ordinal, None);
+}
+
+#[test]
+fn pods_that_do_not_run_or_are_going() {
+    let mut w = healthy_world(2);
+    let p = w.pods.get_mut(&1).unwrap();
+    p.status
+        .as_mut()
+        .unwrap()
+        .container_statuses
+        .as_mut()
+        .unwrap()[0]
+        .state = None;
+    p.metadata.deletion_timestamp = Some(t(5));
+    let o = observed("demo", &w, &RaftClusterStatus::default());
+    assert!(!o.pods[1].running);
+    assert!(o.pods[1].terminating);
+    assert!(o.pods[0].running);
+}
+
+#[test]
+fn planner_memory_comes_from_status() {
+    let status = RaftClusterStatus {
+        operation: Some(operation_to_status(
+            "demo",
+            &Operation::ScaleUp { ordinal: 3 },
+            None,
+            "RecordOperation",
+            t(1),
+        )),
+        last_snapshot: Some(LastSnapshot {
+            request_id: Some("r7".into()),
+            index: 40,
+            time: t(2),
+        }),
+        cluster_id: Some("uid-1".into()),
+        blocked_on: Some(BlockedOn {
+            code: "WouldLoseQuorum".into(),
+            message: "m".into(),
+        }),
+        ..RaftClusterStatus::default()
+    };
+    let o = observed("demo", &World::default(), &status);
+    assert_eq!(o.operation, Some(Operation::ScaleUp { ordinal: 3 }));
+    assert_eq!(o.last_snapshot_request_id.as_deref(), Some("r7"));
+    assert_eq!(o.cluster_id.as_deref(), Some("uid-1"));
+    assert_eq!(o.blocked, Some(BlockedCode::WouldLoseQuorum));
+    assert_eq!(o.statefulset, None);
+    assert_eq!(o.raft, None);
+}
+
+#[test]
+fn removed_nodes_and_roles() {
+    let mut removed = member_status(1, &[0, 2], &[], 0);
+    removed.lifecycle = Lifecycle::Removed;
+    removed.role = Role::Follower;
+    assert_eq!(
+        node_report(&Ok(removed)),
+        NodeReport::Reachable {
+            node_id: node_id(1),
+            state: NodeState::Removed
+        }
+    );
+    assert_eq!(
+        node_report(&Err(AdminError::Unavailable {
+            pod: "demo-1".into(),
+            message: "refused".into()
+        })),
+        NodeReport::Unreachable
+    );
+}
