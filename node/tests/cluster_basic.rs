@@ -451,9 +451,13 @@ async fn joint_change_transfer_and_removal_are_final() {
         .collect();
     assert_eq!(voters.len(), 2, "{resp:?}");
     assert!(voters.contains(&id3) && !resp.members.iter().any(|m| m.node_id == id2));
+    let st = n1.status().await.unwrap();
+    assert!(!st.joint, "answered once the joint config was left");
+    assert!(st.outgoing_voters.is_empty(), "{st:?}");
+    // The leave-joint entry is the last configuration entry and it is committed.
     assert!(
-        !n1.status().await.unwrap().joint,
-        "answered once the joint config was left"
+        st.config_index > 0 && st.config_index <= st.commit_index,
+        "{st:?}"
     );
 
     // The removed member learns it and never serves again, even after a restart.

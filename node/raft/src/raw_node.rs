@@ -133,6 +133,9 @@ pub struct Status {
     pub last_index: u64,
     pub snapshot_index: u64,
     pub membership: Membership,
+    /// Index of the last configuration entry still in the log (0 when the configuration
+    /// in force came from the snapshot). A change is pending while it exceeds `commit`.
+    pub config_index: u64,
     /// The leader's view of each follower (empty on followers).
     pub progress: BTreeMap<NodeId, PeerProgress>,
     /// The target of a leadership transfer in progress, or [`NO_NODE`].
@@ -353,6 +356,7 @@ impl RawNode {
             last_index: r.log.last_index(),
             snapshot_index: r.log.snapshot_meta().index,
             membership: r.log.membership().clone(),
+            config_index: r.log.last_conf_index(),
             progress,
             transferee: r.transferee,
         }

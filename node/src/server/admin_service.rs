@@ -129,7 +129,9 @@ impl AdminService {
     }
 
     /// Proposes `cc`, waits until it is applied (and, for a joint change, until the
-    /// joint configuration is left), and answers with the configuration.
+    /// entry that leaves the joint configuration is applied too: a configuration takes
+    /// effect when appended, so "not joint" alone would answer before the leave commits),
+    /// and answers with the configuration.
     async fn change(&self, cc: ConfChange) -> Result<Response<pb::MembershipResponse>, Status> {
         let index = self
             .shared
@@ -141,7 +143,7 @@ impl AdminService {
             CHANGE_DEADLINE,
             rx.wait_for(|v| {
                 v.lifecycle == Lifecycle::Removed
-                    || (!v.membership.is_joint() && v.applied >= index)
+                    || (!v.membership.is_joint() && v.applied >= index.max(v.config_index))
             }),
         )
         .await
@@ -203,6 +205,8 @@ impl Admin for AdminService {
             resp.last_index = st.last_index;
             resp.snapshot_index = st.snapshot_index;
             resp.joint = st.membership.is_joint();
+            resp.config_index = st.config_index;
+            resp.outgoing_voters = st.membership.outgoing.iter().copied().collect();
             resp.members = self.members(&st.membership, Some(st));
         }
         Ok(Response::new(resp))

@@ -139,6 +139,7 @@ impl Node {
             last_index: 0,
             snapshot_index: 0,
             membership: Default::default(),
+            config_index: 0,
         });
         let shared = Arc::new(Shared {
             node_id,

@@ -107,6 +107,8 @@ pub struct View {
     pub last_index: u64,
     pub snapshot_index: u64,
     pub membership: Membership,
+    /// Index of the last configuration entry in the log (0 once folded into a snapshot).
+    pub config_index: u64,
 }
 
 /// Static settings of this node.
@@ -273,6 +275,7 @@ pub(crate) fn test_shared(
         last_index: 0,
         snapshot_index: 0,
         membership: Membership::default(),
+        config_index: 0,
     });
     let shared = Shared {
         node_id: identity.node_id,

@@ -393,6 +393,7 @@ impl Driver {
                 last_index: 0,
                 snapshot_index: 0,
                 membership: Membership::default(),
+                config_index: 0,
             },
         };
         self.shared.view.send_replace(view);
@@ -522,6 +523,7 @@ fn view_of(st: &Status, lifecycle: Lifecycle) -> View {
         last_index: st.last_index,
         snapshot_index: st.snapshot_index,
         membership: st.membership.clone(),
+        config_index: st.config_index,
     }
 }
 
