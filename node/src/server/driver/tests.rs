@@ -44,6 +44,7 @@ fn transfer_target_is_the_most_caught_up_other_voter() {
         last_index: 10,
         snapshot_index: 0,
         membership,
+        config_index: 0,
         progress: [(2, p(7)), (3, p(9)), (4, p(10))].into(),
         transferee: 0,
     };
