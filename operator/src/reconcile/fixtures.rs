@@ -119,6 +119,8 @@ pub fn member_status(k: u32, voters: &[u32], learners: &[u32], leader: u32) -> N
         snapshot_index: 0,
         members,
         joint: false,
+        config_index: 0,
+        outgoing_voters: vec![],
         ready: !learners.contains(&k),
     }
 }
@@ -138,6 +140,8 @@ pub fn uninitialized(k: u32, id: u64) -> NodeStatus {
         snapshot_index: 0,
         members: vec![],
         joint: false,
+        config_index: 0,
+        outgoing_voters: vec![],
         ready: false,
     }
 }

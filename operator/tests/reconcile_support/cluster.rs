@@ -202,7 +202,10 @@ impl MemberAdmin for FakeCluster {
             last_index: s.commit,
             snapshot_index: 0,
             members,
+            // The fake commits membership changes at once: nothing is ever pending.
             joint: false,
+            config_index: 0,
+            outgoing_voters: vec![],
             ready: member_now && s.lag.get(&node.id).copied().unwrap_or(0) == 0,
         })
     }

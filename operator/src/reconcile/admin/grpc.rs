@@ -304,6 +304,8 @@ pub(crate) fn node_status(r: pb::StatusResponse) -> NodeStatus {
         snapshot_index: r.snapshot_index,
         members,
         joint: r.joint,
+        config_index: r.config_index,
+        outgoing_voters: r.outgoing_voters,
         ready: r.ready,
     }
 }

@@ -83,6 +83,10 @@ pub struct NodeStatus {
     pub members: Vec<MemberStatus>,
     /// In joint consensus.
     pub joint: bool,
+    /// Index of the last configuration entry in the log (0 when folded into a snapshot).
+    pub config_index: u64,
+    /// The whole outgoing half while joint.
+    pub outgoing_voters: Vec<u64>,
     /// A member of the configuration and caught up.
     pub ready: bool,
 }

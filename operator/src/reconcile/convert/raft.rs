@@ -45,11 +45,9 @@ fn source(world: &World) -> Option<&NodeStatus> {
 
 /// `None` when no member answered.
 ///
-/// `admin.proto` reports neither the configuration entry's index nor which incoming voters
-/// also belong to the outgoing half of a joint configuration. So `config_index` is 0
-/// (unknown: the planner then relies on `joint` alone, and the node itself refuses a second
-/// change while one is uncommitted), and while joint, the outgoing half is taken as every
-/// voter plus the outgoing-only ones: a superset, so quorum checks only err strict.
+/// The configuration comes from the best-informed member (the leader when one answers):
+/// its members by kind, the whole outgoing half while joint, and the index of its last
+/// configuration entry, so a change still uncommitted counts as in flight.
 pub fn raft_view(cluster: &str, world: &World, status: &RaftClusterStatus) -> Option<RaftView> {
     let s = source(world)?;
     let from_leader = s.role == Role::Leader;
@@ -73,15 +71,12 @@ pub fn raft_view(cluster: &str, world: &World, status: &RaftClusterStatus) -> Op
             },
         );
     }
-    if s.joint || !config.outgoing_voters.is_empty() {
-        let voters: BTreeSet<NodeId> = config.voters.clone();
-        config.outgoing_voters.extend(voters);
-    }
+    config.outgoing_voters.extend(s.outgoing_voters.iter().copied());
     Some(RaftView {
         leader: from_leader.then_some(s.node_id),
         term: s.term,
         commit_index: s.commit_index,
-        config_index: 0,
+        config_index: s.config_index,
         config,
         members,
     })

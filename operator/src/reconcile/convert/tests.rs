@@ -135,6 +135,7 @@ fn learners_joining_nodes_and_joint_configurations() {
     // Joint: the old voter 2 only in the outgoing half.
     let mut leader = member_status(0, &[0, 1, 3], &[], 0);
     leader.joint = true;
+    leader.outgoing_voters = vec![node_id(0), node_id(1), node_id(2)];
     leader.members.push(MemberStatus {
         kind: MemberKind::OutgoingVoter,
         ..leader.members[0].clone()
@@ -148,7 +149,7 @@ fn learners_joining_nodes_and_joint_configurations() {
         raft.config.voters,
         BTreeSet::from([node_id(0), node_id(1), node_id(3)])
     );
-    assert_eq!(raft.config.outgoing_voters, (0..4).map(node_id).collect());
+    assert_eq!(raft.config.outgoing_voters, (0..3).map(node_id).collect());
 }
 
 #[test]
@@ -247,5 +248,31 @@ fn removed_nodes_and_roles() {
             message: "refused".into()
         })),
         NodeReport::Unreachable
+    );
+}
+
+#[test]
+fn a_joint_configuration_and_an_uncommitted_change_reach_the_planner() {
+    let mut w = healthy_world(3);
+    // The leader (pod 0) is in a joint configuration {0,1,3} / {0,1,2} whose entry at 101
+    // is not committed yet; pod 2 is a voter of the outgoing half only.
+    let Ok(leader) = w.reports.get_mut("demo-0").unwrap() else {
+        panic!("the fixture's leader answers")
+    };
+    leader.joint = true;
+    leader.config_index = 101;
+    leader.outgoing_voters = vec![node_id(0), node_id(1), node_id(2)];
+    for m in &mut leader.members {
+        if m.node_id == node_id(2) {
+            m.kind = MemberKind::OutgoingVoter;
+        }
+    }
+    let o = observed("demo", &w, &RaftClusterStatus::default());
+    let raft = o.raft.unwrap();
+    assert_eq!((raft.commit_index, raft.config_index), (100, 101));
+    assert_eq!(raft.config.voters, BTreeSet::from([node_id(0), node_id(1)]));
+    assert_eq!(
+        raft.config.outgoing_voters,
+        BTreeSet::from([node_id(0), node_id(1), node_id(2)])
     );
 }
