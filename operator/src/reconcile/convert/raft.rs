@@ -1,7 +1,7 @@
 //! The Raft side of the observation: each node's report, and the cluster as the leader
 //! sees it (or, without a leader, as the most up-to-date member does).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::super::admin::{AdminResult, Lifecycle, MemberKind, NodeStatus, Role};
 use super::super::observe::{World, ordinal_of};
@@ -71,7 +71,9 @@ pub fn raft_view(cluster: &str, world: &World, status: &RaftClusterStatus) -> Op
             },
         );
     }
-    config.outgoing_voters.extend(s.outgoing_voters.iter().copied());
+    config
+        .outgoing_voters
+        .extend(s.outgoing_voters.iter().copied());
     Some(RaftView {
         leader: from_leader.then_some(s.node_id),
         term: s.term,
