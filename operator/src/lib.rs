@@ -4,4 +4,5 @@
 pub mod build;
 pub mod crd;
 pub mod planner;
+pub mod playground;
 pub mod reconcile;

@@ -14,7 +14,7 @@ mod run;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, PlaygroundAction, PlaygroundArgs};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -23,6 +23,42 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         None => run::run(cli.run).await,
         Some(Command::Run(args)) => run::run(args).await,
-        // ── the `playground` subcommand is dispatched here (see cli.rs) ──
+        Some(Command::Playground(args)) => playground(args).await,
+    }
+}
+
+/// `raft-operator playground [scale N | snapshot]`.
+async fn playground(args: PlaygroundArgs) -> anyhow::Result<()> {
+    use kuberaft_operator::playground;
+    match args.action {
+        Some(PlaygroundAction::Scale { replicas, data_dir }) => {
+            playground::scale(&data_dir, replicas)?;
+            println!("desired replicas: {replicas}");
+            Ok(())
+        }
+        Some(PlaygroundAction::Snapshot { data_dir }) => {
+            println!("{}", playground::request_snapshot(&data_dir)?);
+            Ok(())
+        }
+        None => {
+            let run = args.run;
+            let data_dir = run
+                .data_dir
+                .ok_or_else(|| anyhow::anyhow!("--data-dir is required"))?;
+            let binary = playground::locate_raft_node(run.raft_node.as_deref())?;
+            playground::run(playground::Config {
+                data_dir,
+                replicas: run.replicas,
+                node: playground::NodeCommand {
+                    binary,
+                    tick_millis: run.tick_millis,
+                    election_ticks: run.election_ticks,
+                    stop_grace: std::time::Duration::from_secs(5),
+                },
+                snapshot_threshold: run.snapshot_threshold,
+                poll_interval: std::time::Duration::from_millis(run.poll_millis),
+            })
+            .await
+        }
     }
 }

@@ -26,8 +26,67 @@ pub struct Cli {
 pub enum Command {
     /// Reconcile RaftClusters (the default).
     Run(RunArgs),
-    // ── Reserved: the `playground` subcommand (local raft-node processes driven by the
-    // same planner, no Kubernetes) is added here, with its own module beside run.rs. ──
+    /// Run a local cluster of raft-node processes driven by the operator's planner (no
+    /// Kubernetes needed).
+    Playground(PlaygroundArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct PlaygroundArgs {
+    #[command(subcommand)]
+    pub action: Option<PlaygroundAction>,
+
+    #[command(flatten)]
+    pub run: PlaygroundRunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlaygroundAction {
+    /// Change the desired size of a running playground.
+    Scale {
+        replicas: u32,
+        /// The running playground's data dir.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Ask a running playground for a snapshot on every member; prints the request id.
+    Snapshot {
+        /// The running playground's data dir.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct PlaygroundRunArgs {
+    /// Desired members; when unset, what the data dir's desired.json says (else 3).
+    #[arg(long)]
+    pub replicas: Option<u32>,
+
+    /// Holds one directory per member, status.json, desired.json and endpoints.
+    #[arg(long, required = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// The raft-node binary; default: next to raft-operator, else on PATH.
+    #[arg(long)]
+    pub raft_node: Option<PathBuf>,
+
+    /// Raft tick of the members, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub tick_millis: u64,
+
+    /// Minimum election timeout of the members, in ticks.
+    #[arg(long, default_value_t = 10)]
+    pub election_ticks: u64,
+
+    /// Members snapshot and compact every this many applied entries.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_threshold: u64,
+
+    /// Pause between two reconciles, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub poll_millis: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -108,6 +167,47 @@ mod tests {
         };
         assert!(!args.leader_election);
         assert_eq!(args.http_listen.port(), 9000);
+    }
+
+    #[test]
+    fn playground_and_its_subcommands_parse() {
+        let cli = Cli::try_parse_from([
+            "raft-operator",
+            "playground",
+            "--replicas",
+            "3",
+            "--data-dir",
+            "/tmp/pg",
+        ])
+        .unwrap();
+        let Some(Command::Playground(p)) = cli.command else {
+            panic!("expected playground");
+        };
+        assert!(p.action.is_none());
+        assert_eq!(p.run.replicas, Some(3));
+        assert_eq!(
+            p.run.data_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/pg"))
+        );
+
+        let cli = Cli::try_parse_from([
+            "raft-operator",
+            "playground",
+            "scale",
+            "5",
+            "--data-dir",
+            "/tmp/pg",
+        ])
+        .unwrap();
+        let Some(Command::Playground(p)) = cli.command else {
+            panic!("expected playground");
+        };
+        assert!(matches!(
+            p.action,
+            Some(PlaygroundAction::Scale { replicas: 5, .. })
+        ));
+
+        assert!(Cli::try_parse_from(["raft-operator", "playground"]).is_err());
     }
 
     #[test]
