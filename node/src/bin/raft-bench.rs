@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{CommandFactory, Parser, ValueEnum};
 use kuberaft_node::client::bench::{Driver, RaftDriver, Report, Stop, Workload, prefill, run};
-use kuberaft_node::client::cli::parse_duration;
+use kuberaft_node::client::cli::{Consistency, parse_duration};
 use kuberaft_node::client::{Client, ClientOptions, ReadConsistency};
 use serde::Serialize;
 
@@ -81,23 +81,6 @@ struct Cli {
 enum Target {
     Raft,
     Etcd,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Consistency {
-    Linearizable,
-    Lease,
-    Stale,
-}
-
-impl From<Consistency> for ReadConsistency {
-    fn from(c: Consistency) -> Self {
-        match c {
-            Consistency::Linearizable => ReadConsistency::Linearizable,
-            Consistency::Lease => ReadConsistency::Lease,
-            Consistency::Stale => ReadConsistency::Stale,
-        }
-    }
 }
 
 fn ratio(text: &str) -> Result<f64, String> {

@@ -10,11 +10,10 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kuberaft_node::client::cli::{
-    KvRow, Table, find_member, member_rows, members_table, parse_duration, show_bytes, show_id,
+    Consistency, KvRow, Table, find_member, member_rows, members_table, parse_duration, show_bytes,
+    show_id,
 };
-use kuberaft_node::client::{
-    AdminClient, Client, ClientOptions, Expected, JoinOptions, KeyValue, ReadConsistency,
-};
+use kuberaft_node::client::{AdminClient, Client, ClientOptions, Expected, JoinOptions, KeyValue};
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -43,23 +42,6 @@ struct Cli {
 enum Output {
     Table,
     Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Consistency {
-    Linearizable,
-    Lease,
-    Stale,
-}
-
-impl From<Consistency> for ReadConsistency {
-    fn from(c: Consistency) -> Self {
-        match c {
-            Consistency::Linearizable => ReadConsistency::Linearizable,
-            Consistency::Lease => ReadConsistency::Lease,
-            Consistency::Stale => ReadConsistency::Stale,
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]

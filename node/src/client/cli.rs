@@ -5,10 +5,29 @@
 use std::fmt;
 use std::time::Duration;
 
+use clap::ValueEnum;
 use serde::Serialize;
 
-use super::KeyValue;
 use super::admin_pb::{MemberKind, Role, StatusResponse};
+use super::{KeyValue, ReadConsistency};
+
+/// The `--consistency` flag of both tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Consistency {
+    Linearizable,
+    Lease,
+    Stale,
+}
+
+impl From<Consistency> for ReadConsistency {
+    fn from(c: Consistency) -> Self {
+        match c {
+            Consistency::Linearizable => ReadConsistency::Linearizable,
+            Consistency::Lease => ReadConsistency::Lease,
+            Consistency::Stale => ReadConsistency::Stale,
+        }
+    }
+}
 
 /// Parses `250ms`, `10s`, `2m` or a bare number of seconds (`1.5`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
