@@ -13,30 +13,10 @@ use std::sync::Arc;
 
 use kuberaft_node::storage::fs::{CrashImage, CrashOptions, SimFs};
 use kuberaft_node::storage::{DiskLogStore, LogStore, Recovered, Wal, WalOptions};
+use kuberaft_raft::rng::Rng;
 use kuberaft_raft::{
     ConfChange, ConfChangeKind, Entry, EntryPayload, HardState, Membership, SnapshotMeta,
 };
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-}
 
 /// The logical state of the log after some prefix of the WAL's records.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -125,11 +105,11 @@ impl Model {
 }
 
 fn payload(rng: &mut Rng, index: u64) -> EntryPayload {
-    match rng.below(10) {
+    match rng.range(0, 10) {
         0 => EntryPayload::Empty,
         1 => EntryPayload::ConfChange(ConfChange::single(ConfChangeKind::AddLearner, index)),
         _ => {
-            let len = rng.below(120) as usize;
+            let len = rng.range(0, 120) as usize;
             EntryPayload::Normal((0..len).map(|i| (index as usize + i) as u8).collect())
         }
     }
@@ -212,7 +192,7 @@ impl Run {
         fs.record_crash_points(true);
         let store = DiskLogStore::open(Arc::new(fs.clone()), DIR, wal_opts()).unwrap();
         Run {
-            rng: Rng(seed),
+            rng: Rng::new(seed),
             seed,
             fs,
             store: Some(store),
@@ -232,10 +212,10 @@ impl Run {
     fn step(&mut self) -> String {
         let cur = self.model.cur().clone();
         let commit = cur.hs.commit.max(cur.snap_index());
-        let roll = self.rng.below(100);
+        let roll = self.rng.range(0, 100);
         match roll {
             0..=34 => {
-                let (first, n) = (cur.last_index() + 1, self.rng.range(1, 4));
+                let (first, n) = (cur.last_index() + 1, self.rng.range(1, 5));
                 let batch: Vec<Entry> = (first..first + n)
                     .map(|i| Entry {
                         term: self.term,
@@ -250,9 +230,9 @@ impl Run {
                 format!("append {first}..={}", first + n - 1)
             }
             35..=44 if cur.last_index() > commit => {
-                let from = self.rng.range(commit + 1, cur.last_index());
+                let from = self.rng.range(commit + 1, cur.last_index() + 1);
                 self.term += 1;
-                let n = self.rng.range(1, 3);
+                let n = self.rng.range(1, 4);
                 let batch: Vec<Entry> = (from..from + n)
                     .map(|i| Entry {
                         term: self.term,
@@ -269,7 +249,7 @@ impl Run {
             }
             45..=59 => {
                 let mut hs = cur.hs;
-                match self.rng.below(3) {
+                match self.rng.range(0, 3) {
                     0 => {
                         self.term += 1;
                         hs = HardState {
@@ -281,11 +261,11 @@ impl Run {
                     1 => {
                         hs = HardState {
                             term: self.term,
-                            vote: self.rng.range(1, 5),
+                            vote: self.rng.range(1, 6),
                             ..hs
                         }
                     }
-                    _ => hs.commit = self.rng.range(commit, cur.last_index()),
+                    _ => hs.commit = self.rng.range(commit, cur.last_index() + 1),
                 }
                 self.store().set_hard_state(hs).unwrap();
                 if hs != cur.hs {
@@ -294,7 +274,7 @@ impl Run {
                 format!("hard state {hs:?}")
             }
             60..=67 if commit > cur.snap_index() => {
-                let index = self.rng.range(cur.snap_index() + 1, commit);
+                let index = self.rng.range(cur.snap_index() + 1, commit + 1);
                 let m = meta(index, cur.term(index));
                 self.store().compact(&m).unwrap();
                 self.model.push(|s| {
@@ -306,7 +286,7 @@ impl Run {
             68..=71 => {
                 // A snapshot from a leader in a newer term, past the end of our log.
                 self.term += 1;
-                let index = cur.last_index() + self.rng.range(1, 5);
+                let index = cur.last_index() + self.rng.range(1, 6);
                 let m = meta(index, self.term);
                 self.store().install_snapshot(&m).unwrap();
                 self.model.push(|s| {
@@ -340,7 +320,7 @@ impl Run {
             96..=99 => {
                 drop(self.store.take());
                 let opts = CrashOptions {
-                    seed: self.rng.next(),
+                    seed: self.rng.next_u64(),
                     torn_last_write: true,
                     garbage: true,
                     keep_unsynced_metadata: true,

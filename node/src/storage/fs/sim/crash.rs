@@ -1,5 +1,6 @@
 //! Power cuts: what of the simulated disk survives, decided by a seeded generator.
 
+use kuberaft_raft::rng::Rng;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -52,10 +53,10 @@ impl CrashImage {
 
     pub(super) fn crashed_state(&self, opts: CrashOptions) -> State {
         let old = &self.state;
-        let mut rng = SplitMix(opts.seed);
+        let mut rng = Rng::new(opts.seed);
         let mut names = old.durable_names.clone();
         if opts.keep_unsynced_metadata {
-            let kept = rng.below(old.pending_ns.len() as u64 + 1) as usize;
+            let kept = rng.range(0, old.pending_ns.len() as u64 + 1) as usize;
             old.pending_ns[..kept]
                 .iter()
                 .for_each(|op| op.apply(&mut names));
@@ -94,37 +95,19 @@ impl CrashImage {
 }
 
 /// Keeps a random-length prefix of `w` on disk, maybe ending in garbage.
-fn tear(inode: &mut Inode, w: &LastWrite, garbage: bool, rng: &mut SplitMix) {
+fn tear(inode: &mut Inode, w: &LastWrite, garbage: bool, rng: &mut Rng) {
     let offset = w.offset as usize;
-    let cut = rng.below(w.bytes.len() as u64 + 1) as usize;
+    let cut = rng.range(0, w.bytes.len() as u64 + 1) as usize;
     let end = offset + cut;
     if inode.data.len() < end {
         inode.data.resize(end, 0);
     }
     inode.data[offset..end].copy_from_slice(&w.bytes[..cut]);
-    if garbage && cut > 0 && rng.below(2) == 1 {
-        let junk = 1 + rng.below(cut.min(16) as u64) as usize;
+    if garbage && cut > 0 && rng.range(0, 2) == 1 {
+        let junk = 1 + rng.range(0, cut.min(16) as u64) as usize;
         for byte in &mut inode.data[end - junk..end] {
-            *byte = rng.next() as u8;
+            *byte = rng.next_u64() as u8;
         }
     }
     inode.durable = inode.data.clone();
-}
-
-/// SplitMix64: a tiny seeded generator, so crashes replay without a `rand` dependency.
-#[derive(Debug)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
 }
