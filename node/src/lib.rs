@@ -6,3 +6,4 @@ pub mod pb;
 pub mod server;
 pub mod sm;
 pub mod storage;
+pub mod tls;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{CommandFactory, Parser, ValueEnum};
 use kuberaft_node::client::bench::{Driver, RaftDriver, Report, Stop, Workload, prefill, run};
-use kuberaft_node::client::cli::{Consistency, parse_duration};
+use kuberaft_node::client::cli::{Consistency, TlsArgs, parse_duration};
 use kuberaft_node::client::{Client, ClientOptions, ReadConsistency};
 use serde::Serialize;
 
@@ -74,6 +74,8 @@ struct Cli {
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -174,9 +176,11 @@ async fn bench(cli: &Cli) -> Result<Report> {
     match cli.target {
         Target::Raft => {
             let per_conn = cli.clients as usize / cli.conns() + 1;
+            let tls = cli.tls.client_tls()?;
             let options = ClientOptions {
                 retry_budget: cli.timeout,
                 max_sessions: per_conn,
+                tls: tls.clone(),
                 ..ClientOptions::default()
             };
             let mut drivers = Vec::new();
@@ -191,6 +195,9 @@ async fn bench(cli: &Cli) -> Result<Report> {
         }
         #[cfg(feature = "etcd")]
         Target::Etcd => {
+            if cli.tls.tls_ca.is_some() {
+                anyhow::bail!("--tls-ca applies to --target raft only");
+            }
             let mut drivers = Vec::new();
             for _ in 0..cli.conns() {
                 let driver =

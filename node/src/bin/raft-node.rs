@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
+use kuberaft_node::client::cli::parse_duration;
 use kuberaft_node::server::{Listeners, Node, NodeOptions, identity::write_atomic};
+use kuberaft_node::tls::{ServerTls, TlsFiles};
 use tokio::net::TcpListener;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -66,6 +68,20 @@ struct Args {
     /// File holding the bearer token Admin calls must carry.
     #[arg(long, env = "RAFT_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
+    /// PEM certificate (chain) of this member. With --tls-key and --tls-ca: TLS on the
+    /// client port, and mutual TLS between members (peer certificates must chain to the
+    /// CA and carry the advertised peer host). Reloaded when the files change.
+    #[arg(long, env = "RAFT_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "RAFT_TLS_KEY", requires_all = ["tls_cert", "tls_ca"])]
+    tls_key: Option<PathBuf>,
+    /// PEM CA bundle that members' certificates chain to.
+    #[arg(long, env = "RAFT_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    /// How often the TLS files are checked for a rotation (e.g. 10s, 500ms).
+    #[arg(long, env = "RAFT_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    tls_reload_interval: Duration,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -117,6 +133,13 @@ async fn main() -> Result<()> {
         }
         None => None,
     };
+    if args.tls_reload_interval.is_zero() {
+        bail!("--tls-reload-interval must be greater than zero");
+    }
+    let tls = match (args.tls_cert, args.tls_key, args.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(ServerTls::load(TlsFiles { cert, key, ca })?),
+        _ => None,
+    };
     let listeners = Listeners {
         peer: bind(args.peer_listen, "peer").await?,
         client: bind(args.client_listen, "client").await?,
@@ -132,6 +155,8 @@ async fn main() -> Result<()> {
         heartbeat_ticks: args.heartbeat_ticks,
         snapshot_threshold: args.snapshot_threshold,
         admin_token,
+        tls,
+        tls_reload: args.tls_reload_interval,
         bootstrap: args.bootstrap,
     };
     let node = Node::start(opts, listeners)

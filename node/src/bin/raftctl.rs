@@ -10,8 +10,8 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kuberaft_node::client::cli::{
-    Consistency, KvRow, Table, find_member, member_rows, members_table, parse_duration, show_bytes,
-    show_id,
+    Consistency, KvRow, Table, TlsArgs, find_member, member_rows, members_table, parse_duration,
+    show_bytes, show_id,
 };
 use kuberaft_node::client::{AdminClient, Client, ClientOptions, Expected, JoinOptions, KeyValue};
 use serde_json::json;
@@ -34,6 +34,8 @@ struct Cli {
     /// Deadline of a single RPC to one member.
     #[arg(long, default_value = "2s", value_parser = parse_duration, global = true)]
     call_timeout: Duration,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -158,6 +160,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let options = ClientOptions {
         call_timeout: cli.call_timeout,
         retry_budget: cli.timeout,
+        tls: cli.tls.client_tls()?,
         ..ClientOptions::default()
     };
     let out = Printer(cli.output);

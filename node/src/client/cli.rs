@@ -3,6 +3,7 @@
 //! output are made from.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -10,6 +11,7 @@ use serde::Serialize;
 
 use super::admin_pb::{MemberKind, Role, StatusResponse};
 use super::{KeyValue, ReadConsistency};
+use crate::tls::{ClientTls, TlsError};
 
 /// The `--consistency` flag of both tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -26,6 +28,31 @@ impl From<Consistency> for ReadConsistency {
             Consistency::Lease => ReadConsistency::Lease,
             Consistency::Stale => ReadConsistency::Stale,
         }
+    }
+}
+
+/// The TLS flags of both tools, for clusters whose members run with `--tls-*`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// PEM CA bundle the members' certificates chain to; turns TLS on.
+    #[arg(long, env = "RAFTCTL_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate to present (with --tls-key), if the members ask for one.
+    #[arg(long, env = "RAFTCTL_TLS_CERT", global = true, requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "RAFTCTL_TLS_KEY", global = true, requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The client TLS settings, or `None` without `--tls-ca`.
+    pub fn client_tls(&self) -> Result<Option<ClientTls>, TlsError> {
+        let Some(ca) = &self.tls_ca else {
+            return Ok(None);
+        };
+        let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
+        ClientTls::from_files(ca, identity).map(Some)
     }
 }
 

@@ -49,6 +49,8 @@ pub struct ClientOptions {
     /// Most writes one [`Client`] keeps in flight at once, one per session; further
     /// writes wait for a free session.
     pub max_sessions: usize,
+    /// TLS to members that serve it (`--tls-*` on raft-node); plain TCP when `None`.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl Default for ClientOptions {
@@ -59,6 +61,7 @@ impl Default for ClientOptions {
             backoff_base: Duration::from_millis(10),
             backoff_max: Duration::from_millis(500),
             max_sessions: 64,
+            tls: None,
         }
     }
 }

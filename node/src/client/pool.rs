@@ -81,7 +81,11 @@ impl Pool {
         if let Some(channel) = state.channels.get(addr) {
             return Ok(channel.clone());
         }
-        let channel = endpoint_for(addr, &self.options)?.connect_lazy();
+        let endpoint = endpoint_for(addr, &self.options)?;
+        let channel = match &self.options.tls {
+            Some(tls) => endpoint.connect_with_connector_lazy(tls.connector()),
+            None => endpoint.connect_lazy(),
+        };
         state.channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)
     }
@@ -225,17 +229,25 @@ fn describe_message(status: &Status) -> String {
         .unwrap_or(full)
 }
 
-/// A tonic endpoint for `addr` (`host:port`, or a URL). Every connection sets
-/// TCP_NODELAY: without it a unary call on loopback costs ~770 µs instead of ~90 µs.
+/// A tonic endpoint for `addr` (`host:port`, `http://host:port`, or `https://host:port`
+/// when `options.tls` is set). Every connection sets TCP_NODELAY: without it a unary call
+/// on loopback costs ~770 µs instead of ~90 µs. With TLS, the handshake happens in the
+/// connector, so tonic always sees `http://`.
 pub(crate) fn endpoint_for(addr: &str, options: &ClientOptions) -> Result<Endpoint> {
-    let uri = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    };
     let invalid = |reason: String| Error::InvalidEndpoint {
         endpoint: addr.to_owned(),
         reason,
+    };
+    let uri = match addr.split_once("://") {
+        None => format!("http://{addr}"),
+        Some(("http", _)) => addr.to_owned(),
+        Some(("https", rest)) if options.tls.is_some() => format!("http://{rest}"),
+        Some(("https", _)) => {
+            return Err(invalid(
+                "https needs a CA to verify the member (--tls-ca)".into(),
+            ));
+        }
+        Some((scheme, _)) => return Err(invalid(format!("unknown scheme {scheme:?}"))),
     };
     let endpoint = Endpoint::from_shared(uri).map_err(|e| invalid(e.to_string()))?;
     if endpoint.uri().host().is_none() || endpoint.uri().port_u16().is_none() {

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
+use tonic::transport::server::Router;
 
 use super::admin_service::{AdminService, check_token, hand_off_leadership};
 use super::apply::Applier;
@@ -34,6 +35,7 @@ use crate::pb::raft::raft_peer_server::RaftPeerServer;
 use crate::sm::kv::{KvConfig, KvStateMachine};
 use crate::storage::fs::RealFs;
 use crate::storage::{SnapshotStore, Wal, WalOptions};
+use crate::tls::{self, ServerTls};
 
 /// Snapshot files kept on disk (older ones are pruned).
 const SNAPSHOTS_KEPT: usize = 3;
@@ -55,6 +57,10 @@ pub struct NodeOptions {
     pub heartbeat_ticks: u32,
     pub snapshot_threshold: u64,
     pub admin_token: Option<String>,
+    /// TLS on the client port and mutual TLS between members.
+    pub tls: Option<Arc<ServerTls>>,
+    /// How often the TLS files are checked for a rotation.
+    pub tls_reload: Duration,
     /// Found a one-voter cluster if the data dir is empty.
     pub bootstrap: bool,
 }
@@ -83,6 +89,7 @@ pub struct Node {
     stop_client: Option<oneshot::Sender<()>>,
     stop_http: Option<oneshot::Sender<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    tls_reloader: Option<JoinHandle<()>>,
 }
 
 /// The address to advertise for a bound socket: a wildcard bind is advertised as
@@ -127,6 +134,7 @@ impl Node {
             heartbeat_ticks: opts.heartbeat_ticks,
             snapshot_threshold: opts.snapshot_threshold,
             admin_token: opts.admin_token.clone(),
+            tls: opts.tls.clone(),
         };
         let (driver_tx, driver_rx) = mpsc::channel(4096);
         let (view_tx, _) = watch::channel(View {
@@ -203,40 +211,31 @@ impl Node {
         let peer_svc = RaftPeerServer::new(PeerService::new(shared.clone()))
             .max_decoding_message_size(MAX_PEER_MESSAGE)
             .max_encoding_message_size(MAX_PEER_MESSAGE);
-        let peer_incoming = nodelay_incoming(listeners.peer);
-        let peer_server = tokio::spawn(async move {
-            let res = Server::builder()
-                .http2_keepalive_interval(Some(Duration::from_secs(1)))
-                .http2_keepalive_timeout(Some(Duration::from_secs(3)))
-                .add_service(peer_svc)
-                .serve_with_incoming_shutdown(peer_incoming, async {
-                    let _ = peer_rx.await;
-                })
-                .await;
-            if let Err(e) = res {
-                tracing::error!(error = %e, "peer server failed");
-            }
-        });
+        let peer_router = Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(1)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(3)))
+            .add_service(peer_svc);
+        let peer_tls = opts.tls.clone().map(|t| move || t.peer_port());
+        let peer_server = serve_grpc(peer_router, listeners.peer, peer_tls, "peer", peer_rx);
 
         let (stop_client, client_rx) = oneshot::channel::<()>();
         let kv = KvServer::new(KvService::new(shared.clone()))
             .max_decoding_message_size(MAX_CLIENT_MESSAGE);
         let admin = AdminServer::new(AdminService::new(shared.clone()));
         let admin = InterceptedService::new(admin, check_token(opts.admin_token.map(Arc::new)));
-        let client_incoming = nodelay_incoming(listeners.client);
-        let client_server = tokio::spawn(async move {
-            let res = Server::builder()
-                .timeout(CLIENT_CALL_DEADLINE)
-                .add_service(kv)
-                .add_service(admin)
-                .serve_with_incoming_shutdown(client_incoming, async {
-                    let _ = client_rx.await;
-                })
-                .await;
-            if let Err(e) = res {
-                tracing::error!(error = %e, "client server failed");
-            }
-        });
+        let client_router = Server::builder()
+            .timeout(CLIENT_CALL_DEADLINE)
+            .add_service(kv)
+            .add_service(admin);
+        let client_tls = opts.tls.clone().map(|t| move || t.client_port());
+        let client_server = serve_grpc(
+            client_router,
+            listeners.client,
+            client_tls,
+            "client",
+            client_rx,
+        );
+        let tls_reloader = opts.tls.as_ref().map(|t| t.spawn_reloader(opts.tls_reload));
 
         let (stop_http, http_rx) = oneshot::channel::<()>();
         let router = super::http::router(shared.clone());
@@ -268,6 +267,7 @@ impl Node {
             stop_client: Some(stop_client),
             stop_http: Some(stop_http),
             threads,
+            tls_reloader,
         };
         if opts.bootstrap && lifecycle == Lifecycle::Uninitialized {
             let cluster_id = node
@@ -349,5 +349,44 @@ impl Node {
         self.peer_server.abort();
         self.client_server.abort();
         self.http_server.abort();
+        if let Some(t) = &self.tls_reloader {
+            t.abort();
+        }
     }
+}
+
+/// Serves `router` on `listener` until `stop` fires: over TLS with the configuration
+/// `tls()` gives at each handshake, or over plain TCP. Either way with TCP_NODELAY.
+fn serve_grpc<F>(
+    router: Router,
+    listener: TcpListener,
+    tls: Option<F>,
+    port: &'static str,
+    stop: oneshot::Receiver<()>,
+) -> JoinHandle<()>
+where
+    F: Fn() -> Arc<rustls::ServerConfig> + Send + Sync + 'static,
+{
+    let incoming = nodelay_incoming(listener);
+    let shutdown = async {
+        let _ = stop.await;
+    };
+    tokio::spawn(async move {
+        let res = match tls {
+            Some(config) => {
+                let incoming = tls::accept(incoming, config, port);
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+            }
+        };
+        if let Err(e) = res {
+            tracing::error!(port, error = %e, "gRPC server failed");
+        }
+    })
 }

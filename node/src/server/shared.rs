@@ -123,6 +123,8 @@ pub struct Settings {
     pub snapshot_threshold: u64,
     /// Bearer token Admin calls must carry, if any.
     pub admin_token: Option<String>,
+    /// TLS on the client port and mutual TLS between members, if configured.
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
 }
 
 /// State shared by the driver, the transport, the services and the HTTP endpoints.
@@ -288,6 +290,7 @@ pub(crate) fn test_shared(
             heartbeat_ticks: 1,
             snapshot_threshold: 0,
             admin_token: None,
+            tls: None,
         },
         identity: RwLock::new(identity),
         book: Default::default(),

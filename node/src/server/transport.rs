@@ -24,6 +24,7 @@ use super::shared::Shared;
 use super::snapshot_send;
 use crate::pb::raft as pb;
 use crate::pb::raft::raft_peer_client::RaftPeerClient;
+use crate::tls::TlsConnector;
 
 /// Messages queued for one peer before new ones are dropped.
 const QUEUE: usize = 4096;
@@ -121,21 +122,28 @@ impl Drop for Transport {
     }
 }
 
-/// A channel to `id` with TCP_NODELAY, keepalives and a connect deadline.
+/// A channel to `id` with TCP_NODELAY, keepalives and a connect deadline; over mutual
+/// TLS when the node has TLS configured.
 pub async fn connect(shared: &Shared, id: NodeId) -> Result<Channel, String> {
     let addr = shared
         .peer_addr(id)
         .ok_or_else(|| format!("no address known for node {id}"))?;
-    Endpoint::from_shared(format!("http://{addr}"))
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| format!("bad peer address {addr:?}: {e}"))?
         .tcp_nodelay(true)
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(Duration::from_secs(1))
         .keep_alive_timeout(Duration::from_secs(3))
-        .keep_alive_while_idle(true)
-        .connect()
-        .await
-        .map_err(|e| format!("connect {addr}: {}", describe_err(&e)))
+        .keep_alive_while_idle(true);
+    let channel = match &shared.settings.tls {
+        Some(tls) => {
+            endpoint
+                .connect_with_connector(TlsConnector::for_peers(tls.clone()))
+                .await
+        }
+        None => endpoint.connect().await,
+    };
+    channel.map_err(|e| format!("connect {addr}: {}", describe_err(&e)))
 }
 
 fn describe_err(e: &dyn std::error::Error) -> String {
