@@ -4,7 +4,7 @@
 //! at `kubectl apply` time with a message naming the field. [`validate`] catches what CEL
 //! cannot express; its errors become `status.blockedOn`, never a crash.
 
-mod quantity;
+pub(crate) mod quantity;
 mod spec;
 mod status;
 mod validate;

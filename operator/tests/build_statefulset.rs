@@ -8,7 +8,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 use kuberaft_operator::build::{
-    ClusterIdentity, IdentityError, env, owner_reference, selector_labels, statefulset,
+    ClusterIdentity, IdentityError, TEMPLATE_HASH_ANNOTATION, env, owner_reference,
+    selector_labels, statefulset, template_hash,
 };
 use kuberaft_operator::crd::{ImagePullPolicy, RaftCluster, RaftClusterSpec, ReclaimPolicy};
 
@@ -322,5 +323,9 @@ fn pod_extras_pass_through() {
     assert_eq!(p.tolerations, s.tolerations);
     assert_eq!(p.priority_class_name, s.priority_class_name);
     let meta = sts.spec.template.metadata.as_ref().unwrap();
-    assert_eq!(meta.annotations, s.pod_annotations);
+    let mut want = s.pod_annotations.clone().unwrap();
+    want.insert(TEMPLATE_HASH_ANNOTATION.to_owned(), template_hash(&s));
+    assert_eq!(meta.annotations.as_ref(), Some(&want));
+    // The hash covers the extras: editing one rolls the pods.
+    assert_ne!(template_hash(&s), template_hash(&spec()));
 }

@@ -326,13 +326,20 @@ fn storage_class_is_immutable() {
         "added: {errors:#?}"
     );
 
-    // Unchanged class: other storage fields may change.
-    assert_eq!(
-        admission.check(&with(Some("fast"), "2Gi"), Some(&fast)),
-        Vec::<String>::new()
+    // The size is immutable too: the volumes are never resized.
+    let errors = admission.check(&with(Some("fast"), "2Gi"), Some(&fast));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("spec.storage.size is immutable")),
+        "resized: {errors:#?}"
     );
+    // Unchanged class and size: the reclaim policy may change.
+    let mut retain = with(Some("fast"), "1Gi");
+    retain["spec"]["storage"]["reclaimPolicy"] = json!("Retain");
+    assert_eq!(admission.check(&retain, Some(&fast)), Vec::<String>::new());
     assert_eq!(
-        admission.check(&with(None, "2Gi"), Some(&with(None, "1Gi"))),
+        admission.check(&with(None, "1Gi"), Some(&with(None, "1Gi"))),
         Vec::<String>::new()
     );
 }

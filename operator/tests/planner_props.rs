@@ -253,6 +253,7 @@ mod planner {
             } else {
                 desired.template()
             },
+            storage_size: None,
         });
         let observed = Observed {
             statefulset,

@@ -156,6 +156,61 @@ mod planner {
     }
 
     #[test]
+    fn a_template_hash_change_rolls_the_pods_like_an_image_upgrade() {
+        // Resources, timing or scheduling changed: same image, new hash.
+        let mut c = Cluster::healthy(3);
+        c.desired.template_hash = "h2".to_owned();
+        assert_eq!(c.step(), Step::UpdatePodTemplate);
+
+        c.observed.statefulset.as_mut().unwrap().template = c.desired.template();
+        let first = Operation::Upgrade {
+            ordinal: 2,
+            node_id: id(2),
+        };
+        assert_eq!(c.step(), Step::RecordOperation(first.clone()));
+        let mut c = c.recorded(first);
+        assert_eq!(c.step(), Step::RestartPod { pod: pod_name(2) });
+        for k in 0..3 {
+            c.pod_mut(k).template = c.desired.template();
+        }
+        c.observed.operation = None;
+        assert_eq!(c.step(), Step::None, "every pod runs the new hash");
+    }
+
+    #[test]
+    fn a_storage_size_edit_blocks_until_it_is_set_back() {
+        let mut c = Cluster::healthy(3);
+        c.observed.statefulset.as_mut().unwrap().storage_size = Some("10Gi".to_owned());
+        c.desired.storage_size = "10240Mi".to_owned();
+        assert_eq!(c.step(), Step::None, "the same size spelled differently");
+
+        c.desired.storage_size = "20Gi".to_owned();
+        c.desired.replicas = 5;
+        let p = c.plan();
+        assert_eq!(
+            p.step,
+            wait(WaitReason::Blocked(BlockedCode::StorageSizeChanged))
+        );
+        assert_eq!(p.phase, Phase::Blocked);
+        let blocked = p.blocked.unwrap();
+        assert!(
+            blocked.message.contains("spec.storage.size")
+                && blocked.message.contains("20Gi")
+                && blocked.message.contains("10Gi"),
+            "{}",
+            blocked.message
+        );
+        assert_eq!(reasons(&c), [Reason::InvalidSpec]);
+        assert!(p.events.iter().all(|e| e.kind == EventType::Warning));
+
+        c.desired.storage_size = "10Gi".to_owned();
+        assert!(matches!(
+            c.step(),
+            Step::RecordOperation(Operation::ScaleUp { .. })
+        ));
+    }
+
+    #[test]
     fn upgrade_restarts_followers_one_at_a_time_each_after_catch_up() {
         let c = upgrading(3);
         let first = Operation::Upgrade {

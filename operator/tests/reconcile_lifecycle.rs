@@ -1,5 +1,5 @@
 //! Reconcile tests, scripted apiserver + fake Raft cluster: a new RaftCluster from the first
-//! reconcile to three healthy voters, and its deletion.
+//! reconcile to three healthy voters, a resources edit rolling its pods, and its deletion.
 
 mod reconcile_support;
 
@@ -193,4 +193,49 @@ async fn deleting_the_cluster_only_removes_the_finalizer() {
     assert_eq!(b.take_writes(), ["patch raftclusters demo"]);
     assert!(b.raft.take_calls().is_empty());
     assert!(b.api.get::<StatefulSet>(NS, NAME).is_some());
+}
+
+#[tokio::test]
+async fn a_resources_edit_rolls_every_pod_one_at_a_time() {
+    use k8s_openapi::api::core::v1::{Pod, ResourceRequirements};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use kuberaft_operator::build::TEMPLATE_HASH_ANNOTATION;
+
+    let b = Bench::healthy(3).await;
+    let hash_of = |p: &Pod| {
+        p.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(TEMPLATE_HASH_ANNOTATION).cloned())
+    };
+    let before = hash_of(&b.api.get::<Pod>(NS, "demo-0").unwrap()).unwrap();
+    b.edit(|s| {
+        s.resources = Some(ResourceRequirements {
+            requests: Some([("memory".to_owned(), Quantity("1Gi".into()))].into()),
+            ..ResourceRequirements::default()
+        })
+    });
+    b.settle(80).await;
+
+    let after = kuberaft_operator::build::template_hash(&b.cluster().spec);
+    assert_ne!(before, after);
+    for k in 0..3 {
+        let pod = b.api.get::<Pod>(NS, &format!("demo-{k}")).unwrap();
+        assert_eq!(hash_of(&pod).as_deref(), Some(after.as_str()), "demo-{k}");
+        let requests = pod.spec.unwrap().containers[0]
+            .resources
+            .clone()
+            .unwrap()
+            .requests
+            .unwrap();
+        assert_eq!(requests["memory"], Quantity("1Gi".into()));
+    }
+    let restarts = b
+        .event_reasons()
+        .iter()
+        .filter(|r| *r == "PodRestarted")
+        .count();
+    assert_eq!(restarts, 3, "{:?}", b.event_reasons());
+    assert_eq!(b.raft.voters(), ["demo-0", "demo-1", "demo-2"]);
+    assert_eq!(b.status().phase, Some(Phase::Running));
 }

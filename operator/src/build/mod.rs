@@ -20,7 +20,7 @@ pub use pdb::{failure_tolerance, pod_disruption_budget};
 pub use service::{client_service, peer_service};
 pub use statefulset::{
     CONTAINER_NAME, DATA_DIR, DATA_VOLUME, HEALTH_PATH, PRESTOP_PATH, READINESS_PATH, RUN_AS_ID,
-    TERMINATION_GRACE_SECONDS, statefulset,
+    TEMPLATE_HASH_ANNOTATION, TERMINATION_GRACE_SECONDS, statefulset, template_hash,
 };
 
 /// Raft traffic between members only.

@@ -156,6 +156,9 @@ impl ImagePullPolicy {
 )
 .message("spec.storage.storageClassName is immutable: volumes already provisioned cannot move to another class")
 .field_path(".storageClassName"))]
+#[x_kube(validation = Rule::new("self.size == oldSelf.size")
+.message("spec.storage.size is immutable: the operator does not resize volumes (a StatefulSet's volume claim template cannot change)")
+.field_path(".size"))]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
     /// Requested size of each member's volume, a Kubernetes quantity such as `10Gi`.

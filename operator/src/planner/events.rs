@@ -93,7 +93,7 @@ pub(super) fn transitions(v: &View, blocked: Option<&Blocked>) -> Vec<Event> {
 
 fn reason_for(code: BlockedCode) -> Reason {
     match code {
-        BlockedCode::InvalidSpec => Reason::InvalidSpec,
+        BlockedCode::InvalidSpec | BlockedCode::StorageSizeChanged => Reason::InvalidSpec,
         BlockedCode::QuorumLost => Reason::QuorumLost,
         BlockedCode::WouldLoseQuorum
         | BlockedCode::BelowMinFailureTolerance

@@ -14,11 +14,13 @@
 //! ```
 //!
 //! Decision order, first match wins:
-//! 1. invalid spec → blocked `InvalidSpec`;
+//! 1. invalid spec → blocked `InvalidSpec`; a storage size other than the volumes' →
+//!    blocked `StorageSizeChanged`;
 //! 2. `paused` → `None`;
 //! 3. no StatefulSet → record `Bootstrap`, create it (with every retained PVC's ordinal
 //!    when the cluster was bootstrapped before);
-//! 4. StatefulSet template differs from the spec → `UpdatePodTemplate` (`OnDelete`: no restart);
+//! 4. StatefulSet template (image, snapshot threshold, template hash) differs from the spec
+//!    → `UpdatePodTemplate` (`OnDelete`: no restart);
 //! 5. not bootstrapped → record `Bootstrap`, wait for pod 0, `Bootstrap` it;
 //! 6. repairs that cannot cost a vote: grow the StatefulSet until it hosts every voter's
 //!    ordinal; restart outdated pods that serve no vote (not running, or not a voter);
@@ -57,6 +59,7 @@ pub use types::{
     ReclaimPolicy,
 };
 
+use crate::crd::quantity::parse_quantity;
 use view::{View, majority};
 
 /// The next step toward `desired`, and what status and Events should say about it.
@@ -126,7 +129,7 @@ impl Decision {
 
 fn decide(v: &View) -> Decision {
     let recorded = v.o.operation.clone();
-    if let Some(blocked) = validate(v.d) {
+    if let Some(blocked) = validate(v.d).or_else(|| storage_changed(v)) {
         return Decision::blocked(blocked, recorded);
     }
     if v.d.paused {
@@ -175,6 +178,30 @@ fn validate(d: &Desired) -> Option<Blocked> {
     (!errors.is_empty()).then(|| Blocked {
         code: BlockedCode::InvalidSpec,
         message: errors.join("; "),
+    })
+}
+
+/// The StatefulSet's volume claims ask for another size than the spec. Its claim template
+/// is immutable and the operator does not resize volumes, so nothing happens until the
+/// spec is set back (the CRD's CEL rule refuses the edit; this catches objects stored
+/// before the rule, or an apiserver that does not run CEL). Equal quantities spelled
+/// differently (`1Gi`, `1024Mi`) are the same size.
+fn storage_changed(v: &View) -> Option<Blocked> {
+    let have = v.o.statefulset.as_ref()?.storage_size.as_deref()?;
+    let want = v.d.storage_size.as_str();
+    if want.is_empty() {
+        return None;
+    }
+    let same = match (parse_quantity(have), parse_quantity(want)) {
+        (Some(a), Some(b)) => a == b,
+        _ => have == want,
+    };
+    (!same).then(|| Blocked {
+        code: BlockedCode::StorageSizeChanged,
+        message: format!(
+            "spec.storage.size is {want} but the volumes were created with {have}; volumes \
+             are not resized, set spec.storage.size back to {have}"
+        ),
     })
 }
 

@@ -30,6 +30,10 @@ pub struct PodTemplate {
     pub image: String,
     /// Passed to the node; applied entries after which it snapshots and compacts.
     pub snapshot_entry_threshold: u64,
+    /// Hash of every other pod-template input of the spec (resources, Raft timing,
+    /// scheduling, annotations; the pod annotation `kuberaft.io/pod-template-hash`). A pod
+    /// whose hash differs is restarted like one on an old image.
+    pub hash: String,
 }
 
 /// The spec, reduced to what the planner decides on.
@@ -45,6 +49,11 @@ pub struct Desired {
     /// A value different from [`Observed::last_snapshot_request_id`] asks for a snapshot.
     pub snapshot_request_id: Option<String>,
     pub snapshot_entry_threshold: u64,
+    /// See [`PodTemplate::hash`].
+    pub template_hash: String,
+    /// `spec.storage.size`; volumes are never resized, so a StatefulSet whose claims ask
+    /// for another size blocks the planner (`StorageSizeChanged`).
+    pub storage_size: String,
     pub reclaim_policy: ReclaimPolicy,
     /// Lag (entries behind the leader) at or under which a member counts as caught up: a
     /// learner may be promoted, a restarted member has rejoined.
@@ -61,6 +70,8 @@ impl Desired {
             paused: false,
             snapshot_request_id: None,
             snapshot_entry_threshold: 10_000,
+            template_hash: String::new(),
+            storage_size: String::new(),
             reclaim_policy: ReclaimPolicy::Delete,
             max_catch_up_lag: DEFAULT_MAX_CATCH_UP_LAG,
         }
@@ -71,6 +82,7 @@ impl Desired {
         PodTemplate {
             image: self.image.clone(),
             snapshot_entry_threshold: self.snapshot_entry_threshold,
+            hash: self.template_hash.clone(),
         }
     }
 }
@@ -104,6 +116,8 @@ pub struct Observed {
 pub struct ObservedStatefulSet {
     pub replicas: u32,
     pub template: PodTemplate,
+    /// The storage request of its volume claim template (immutable in Kubernetes).
+    pub storage_size: Option<String>,
 }
 
 /// One pod and what its node said through Admin.Status.
@@ -219,6 +233,9 @@ pub enum BlockedCode {
     /// A pod that must join holds a removed member's volume and the reclaim policy is
     /// Retain, so the operator may not delete it.
     RemovedMemberVolume,
+    /// `spec.storage.size` differs from the size the volumes were created with; volumes
+    /// are never resized, so the spec must be set back.
+    StorageSizeChanged,
 }
 
 impl BlockedCode {
@@ -230,6 +247,7 @@ impl BlockedCode {
             BlockedCode::WouldLoseQuorum => "WouldLoseQuorum",
             BlockedCode::BelowMinFailureTolerance => "BelowMinFailureTolerance",
             BlockedCode::RemovedMemberVolume => "RemovedMemberVolume",
+            BlockedCode::StorageSizeChanged => "StorageSizeChanged",
         }
     }
 
@@ -241,6 +259,7 @@ impl BlockedCode {
             BlockedCode::WouldLoseQuorum,
             BlockedCode::BelowMinFailureTolerance,
             BlockedCode::RemovedMemberVolume,
+            BlockedCode::StorageSizeChanged,
         ]
         .into_iter()
         .find(|c| c.as_str() == code)
@@ -265,6 +284,7 @@ mod tests {
             BlockedCode::WouldLoseQuorum,
             BlockedCode::BelowMinFailureTolerance,
             BlockedCode::RemovedMemberVolume,
+            BlockedCode::StorageSizeChanged,
         ] {
             assert_eq!(BlockedCode::parse(code.as_str()), Some(code));
         }

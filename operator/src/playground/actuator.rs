@@ -226,6 +226,8 @@ impl Actuator for ProcessActuator {
             .map(|(replicas, template)| ObservedStatefulSet {
                 replicas: *replicas,
                 template: template.clone(),
+                // Local data dirs have no size to compare.
+                storage_size: None,
             })
     }
 

@@ -111,6 +111,7 @@ mod tests {
             template: PodTemplate {
                 image: "raft-node".into(),
                 snapshot_entry_threshold: 100,
+                hash: String::new(),
             },
             client: Some(format!("127.0.0.1:{}", 7000 + ordinal)),
             pid: Some(1000 + ordinal),
@@ -185,6 +186,7 @@ mod tests {
         let sts = ObservedStatefulSet {
             replicas: 5,
             template: pods[0].template.clone(),
+            storage_size: None,
         };
         let remembered = StatusFile {
             cluster_id: Some("c".into()),

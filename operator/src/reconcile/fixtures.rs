@@ -51,6 +51,7 @@ pub fn pod(k: u32) -> Pod {
             namespace: Some("ns".into()),
             uid: Some(format!("pod-uid-{k}")),
             labels: meta.labels,
+            annotations: meta.annotations,
             ..ObjectMeta::default()
         },
         spec: template.spec,

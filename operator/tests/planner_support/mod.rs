@@ -41,6 +41,7 @@ pub fn template(image: &str) -> PodTemplate {
     PodTemplate {
         image: image.to_owned(),
         snapshot_entry_threshold: Desired::new(1, image).snapshot_entry_threshold,
+        hash: String::new(),
     }
 }
 
@@ -111,6 +112,7 @@ impl Cluster {
                 statefulset: Some(ObservedStatefulSet {
                     replicas: n,
                     template: template(IMAGE),
+                    storage_size: None,
                 }),
                 pods: (0..n).map(|k| pod(k, member(id(k)))).collect(),
                 pvcs: (0..n).collect::<BTreeSet<_>>(),

@@ -213,12 +213,14 @@ fn context(api: &ApiServer, raft: &FakeCluster) -> Arc<Context<FakeCluster>> {
 /// A running, ready pod from the StatefulSet's template, at `10.0.0.<k>`.
 fn pod_from(sts: &StatefulSet, k: u32) -> Pod {
     let template = sts.spec.template.clone();
+    let meta = template.metadata.unwrap_or_default();
     Pod {
         metadata: ObjectMeta {
             name: Some(pod_name(NAME, k)),
             namespace: Some(NS.into()),
             uid: Some(format!("pod-{k}-{}", fastrand_suffix())),
-            labels: template.metadata.and_then(|m| m.labels),
+            labels: meta.labels,
+            annotations: meta.annotations,
             ..ObjectMeta::default()
         },
         spec: template.spec,

@@ -7,12 +7,15 @@ mod raft;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use operation::{operation_from_status, operation_to_status};
 pub use raft::{node_report, raft_view};
 
 use super::observe::World;
-use crate::build::{CONTAINER_NAME, env::var_for_flag};
+use crate::build::{
+    CONTAINER_NAME, DATA_VOLUME, TEMPLATE_HASH_ANNOTATION, env::var_for_flag, template_hash,
+};
 use crate::crd::{RaftClusterSpec, RaftClusterStatus};
 use crate::planner::{
     BlockedCode, DEFAULT_MAX_CATCH_UP_LAG, Desired, NodeReport, Observed, ObservedPod,
@@ -29,6 +32,8 @@ pub fn desired(spec: &RaftClusterSpec) -> Desired {
         paused: spec.paused,
         snapshot_request_id: spec.snapshot.request_id.clone(),
         snapshot_entry_threshold: u64::try_from(spec.snapshot.entry_threshold).unwrap_or(0),
+        template_hash: template_hash(spec),
+        storage_size: spec.storage.size.0.clone(),
         reclaim_policy: match spec.storage.reclaim_policy {
             crate::crd::ReclaimPolicy::Retain => ReclaimPolicy::Retain,
             crate::crd::ReclaimPolicy::Delete => ReclaimPolicy::Delete,
@@ -47,6 +52,7 @@ pub fn observed(cluster: &str, world: &World, status: &RaftClusterStatus) -> Obs
             .and_then(|r| u32::try_from(r).ok())
             .unwrap_or(0),
         template: statefulset_template(sts),
+        storage_size: claim_size(sts),
     });
     let pods = world
         .pods
@@ -93,28 +99,50 @@ fn observed_pod(ordinal: u32, pod: &Pod, world: &World) -> ObservedPod {
         running,
         ready,
         terminating: pod.metadata.deletion_timestamp.is_some(),
-        template: pod.spec.as_ref().map(template_of).unwrap_or_default(),
+        template: pod
+            .spec
+            .as_ref()
+            .map(|spec| template_of(Some(&pod.metadata), spec))
+            .unwrap_or_default(),
         node,
     }
 }
 
 /// The template the StatefulSet creates pods from.
 pub fn statefulset_template(sts: &StatefulSet) -> PodTemplate {
-    sts.spec
-        .template
+    let template = &sts.spec.template;
+    template
         .spec
         .as_ref()
-        .map(template_of)
+        .map(|spec| template_of(template.metadata.as_ref(), spec))
         .unwrap_or_default()
 }
 
-/// The parts of a pod spec the planner compares: the member container's image and the
-/// snapshot threshold it was started with. A missing value reads as empty or 0, so such a
-/// pod counts as outdated and is restarted onto the current template.
-pub fn template_of(spec: &PodSpec) -> PodTemplate {
+/// The storage request of the StatefulSet's data volume claim template.
+fn claim_size(sts: &StatefulSet) -> Option<String> {
+    let claim = sts
+        .spec
+        .volume_claim_templates
+        .iter()
+        .flatten()
+        .find(|c| c.metadata.name.as_deref() == Some(DATA_VOLUME))?;
+    let requests = claim.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?;
+    requests.get("storage").map(|q| q.0.clone())
+}
+
+/// The parts of a pod (or pod template) the planner compares: the member container's
+/// image, the snapshot threshold it was started with, and the template hash annotation.
+/// A missing value reads as empty or 0, so such a pod counts as outdated and is restarted
+/// onto the current template.
+pub fn template_of(meta: Option<&ObjectMeta>, spec: &PodSpec) -> PodTemplate {
     let Some(c) = spec.containers.iter().find(|c| c.name == CONTAINER_NAME) else {
         return PodTemplate::default();
     };
+    let hash = meta
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(TEMPLATE_HASH_ANNOTATION))
+        .cloned()
+        .unwrap_or_default();
     let threshold_var = var_for_flag("--snapshot-threshold");
     let threshold = c
         .env
@@ -127,6 +155,7 @@ pub fn template_of(spec: &PodSpec) -> PodTemplate {
     PodTemplate {
         image: c.image.clone().unwrap_or_default(),
         snapshot_entry_threshold: threshold,
+        hash,
     }
 }
 

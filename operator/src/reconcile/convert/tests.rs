@@ -37,10 +37,91 @@ fn negative_numbers_become_zero_for_the_planner_to_refuse() {
 fn templates_of_statefulset_and_pod_agree_with_the_spec() {
     let want = desired(&spec(3)).template();
     assert_eq!(statefulset_template(&sts(3)), want);
-    assert_eq!(template_of(pod(0).spec.as_ref().unwrap()), want);
+    let of = |p: &Pod| template_of(Some(&p.metadata), p.spec.as_ref().unwrap());
+    assert_eq!(of(&pod(0)), want);
     let mut other = pod(0);
     other.spec.as_mut().unwrap().containers[0].image = Some("x:2".into());
-    assert_ne!(template_of(other.spec.as_ref().unwrap()), want);
+    assert_ne!(of(&other), want);
+    // A pod from before the hash annotation counts as outdated.
+    let mut unhashed = pod(0);
+    unhashed.metadata.annotations = None;
+    assert_ne!(of(&unhashed), want);
+}
+
+#[test]
+fn every_pod_input_of_the_spec_changes_the_template_hash() {
+    use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let base = spec(3);
+    let hash = |s: &RaftClusterSpec| desired(s).template();
+    let edits: Vec<(&str, Box<dyn Fn(&mut RaftClusterSpec)>)> = vec![
+        ("image", Box::new(|s| s.image = "raft-node:2".into())),
+        ("tick", Box::new(|s| s.raft.tick_millis += 1)),
+        ("election", Box::new(|s| s.raft.election_ticks += 1)),
+        ("heartbeat", Box::new(|s| s.raft.heartbeat_ticks += 1)),
+        ("threshold", Box::new(|s| s.snapshot.entry_threshold += 1)),
+        (
+            "resources",
+            Box::new(|s| {
+                s.resources = Some(ResourceRequirements {
+                    requests: Some([("cpu".to_owned(), Quantity("500m".into()))].into()),
+                    ..ResourceRequirements::default()
+                })
+            }),
+        ),
+        (
+            "nodeSelector",
+            Box::new(|s| s.node_selector = Some([("disk".into(), "ssd".into())].into())),
+        ),
+        (
+            "tolerations",
+            Box::new(|s| {
+                s.tolerations = Some(vec![Toleration {
+                    key: Some("dedicated".into()),
+                    ..Toleration::default()
+                }])
+            }),
+        ),
+        (
+            "podAnnotations",
+            Box::new(|s| s.pod_annotations = Some([("a".into(), "b".into())].into())),
+        ),
+        (
+            "priorityClassName",
+            Box::new(|s| s.priority_class_name = Some("high".into())),
+        ),
+    ];
+    for (what, edit) in edits {
+        let mut s = base.clone();
+        edit(&mut s);
+        assert_ne!(
+            hash(&s).hash,
+            hash(&base).hash,
+            "{what} must change the hash"
+        );
+    }
+    // Membership and policy fields do not restart pods.
+    let mut s = base.clone();
+    s.replicas = 5;
+    s.paused = true;
+    s.min_failure_tolerance = 1;
+    s.snapshot.request_id = Some("now".into());
+    assert_eq!(hash(&s), hash(&base));
+    // Stable: a pinned value, so a change of hashing (which would roll every pod of every
+    // cluster on an operator upgrade) is a deliberate, visible edit of this test.
+    assert_eq!(hash(&base).hash, "e3de1f851cbc7a57");
+}
+
+#[test]
+fn a_storage_size_edit_is_observed_against_the_claim_template() {
+    let w = healthy_world(3);
+    let o = observed("demo", &w, &RaftClusterStatus::default());
+    let sts = o.statefulset.unwrap();
+    assert_eq!(
+        sts.storage_size.as_deref(),
+        Some(spec(3).storage.size.0.as_str())
+    );
+    assert_eq!(desired(&spec(3)).storage_size, spec(3).storage.size.0);
 }
 
 #[test]

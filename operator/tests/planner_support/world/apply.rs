@@ -35,7 +35,11 @@ impl World {
             Step::CreateStatefulSet { replicas } => {
                 assert!(self.sts.is_none());
                 let template = self.desired.template();
-                self.sts = Some(ObservedStatefulSet { replicas, template });
+                self.sts = Some(ObservedStatefulSet {
+                    replicas,
+                    template,
+                    storage_size: None,
+                });
                 self.sync_pods();
             }
             Step::UpdatePodTemplate => {
