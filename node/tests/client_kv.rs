@@ -17,6 +17,7 @@ fn options() -> ClientOptions {
         backoff_base: Duration::from_millis(1),
         backoff_max: Duration::from_millis(20),
         max_sessions: 4,
+        ..ClientOptions::default()
     }
 }
 
