@@ -54,7 +54,8 @@ fn every_pod_input_of_the_spec_changes_the_template_hash() {
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     let base = spec(3);
     let hash = |s: &RaftClusterSpec| desired(s).template();
-    let edits: Vec<(&str, Box<dyn Fn(&mut RaftClusterSpec)>)> = vec![
+    type Edit = Box<dyn Fn(&mut RaftClusterSpec)>;
+    let edits: Vec<(&str, Edit)> = vec![
         ("image", Box::new(|s| s.image = "raft-node:2".into())),
         ("tick", Box::new(|s| s.raft.tick_millis += 1)),
         ("election", Box::new(|s| s.raft.election_ticks += 1)),
