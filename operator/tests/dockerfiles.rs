@@ -300,11 +300,11 @@ fn dockerignore_keeps_build_outputs_and_git_out_but_not_the_sources() {
     }
 }
 
-/// `docker build` and `kind load docker-image` commands of the README files, with line
+/// `docker build` and `kind load docker-image` commands of the README, with line
 /// continuations joined.
 fn documented_commands() -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for doc in ["README.md", "docs/README-kubernetes.md"] {
+    for doc in ["README.md"] {
         let Ok(text) = std::fs::read_to_string(root().join(doc)) else {
             continue;
         };
