@@ -1,6 +1,6 @@
 //! Real `raft-node` processes on 127.0.0.1: forming a cluster over Admin, writes and
 //! reads through raw tonic clients, NotLeader hints, kill -9 of the leader and of every
-//! member, snapshot catch-up, and refusal of bad input.
+//! member, snapshot catch-up, removal, and refusal of bad input.
 
 mod cluster_support;
 
@@ -499,6 +499,42 @@ async fn joint_change_transfer_and_removal_are_final() {
     assert_eq!(to.leader_id, id3);
     assert_eq!(leader_of(&[&n1, &n3]).await, 1);
     put(&n3, "after-transfer", "1").await.unwrap();
+}
+
+/// A follower removed by a single-member change holds its removal in its log, but the
+/// leader stops replicating to it once the removal commits: it must still find out (by
+/// asking its peers) and report Removed, not stay a follower of nobody forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_follower_learns_that_it_was_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n1 = NodeProc::spawn(&tmp.path().join("n1"), &["--bootstrap"]).await;
+    let n2 = NodeProc::spawn(&tmp.path().join("n2"), &[]).await;
+    let n3 = NodeProc::spawn(&tmp.path().join("n3"), &[]).await;
+    leader_of(&[&n1]).await;
+    join(&n1, &n2).await;
+    join(&n1, &n3).await;
+    put(&n1, "k", "v").await.unwrap();
+    n1.admin()
+        .await
+        .remove_member(admin::RemoveMemberRequest {
+            node_id: n3.addrs.node_id,
+        })
+        .await
+        .unwrap();
+    eventually(WAIT, "n3 to report Removed", || async {
+        let s = n3.status().await?;
+        (s.lifecycle == admin::Lifecycle::Removed as i32).then_some(())
+    })
+    .await;
+    let (code, _) = n3.http_get("/readyz").await;
+    assert_eq!(code, 503);
+    // The other two carry on.
+    put(&n1, "k", "v2").await.unwrap();
+    let s = n1.status().await.unwrap();
+    assert!(
+        s.members.iter().all(|m| m.node_id != n3.addrs.node_id),
+        "{s:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

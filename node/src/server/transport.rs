@@ -102,6 +102,38 @@ impl Transport {
         }
     }
 
+    /// Asks each of `peers` whether this node is still a member of the cluster, with an
+    /// empty envelope (no Raft message): a peer that applied this node's removal refuses
+    /// it with [`REMOVED_KEY`], and [`Event::RemovedByPeer`] follows. For a node whose own
+    /// log holds its removal but which never learned that it committed: the leader stops
+    /// replicating to it once it does, so nothing else would ever tell it (etcd's peers
+    /// answer such a member 410 Gone).
+    pub fn ping_membership(&self, peers: impl IntoIterator<Item = NodeId>) {
+        for id in peers {
+            let shared = self.shared.clone();
+            let events = self.events.clone();
+            tokio::spawn(async move {
+                let Ok(channel) = connect(&shared, id).await else {
+                    return;
+                };
+                let envelope = pb::Envelope {
+                    cluster_id: shared.membership_card().0.unwrap_or_default(),
+                    from: shared.node_id,
+                    to: id,
+                    messages: Vec::new(),
+                    from_addr: shared.settings.advertise_peer.clone(),
+                };
+                let mut req = Request::new(envelope);
+                req.set_timeout(CONNECT_TIMEOUT);
+                if let Err(status) = peer_client(channel).send(req).await
+                    && status.metadata().get(REMOVED_KEY).is_some()
+                {
+                    let _ = events.send(Event::RemovedByPeer(id));
+                }
+            });
+        }
+    }
+
     /// Stops the tasks of peers for which `keep` is false.
     pub fn retain(&mut self, keep: impl Fn(NodeId) -> bool) {
         self.peers.retain(|&id, p| {

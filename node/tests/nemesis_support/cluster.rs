@@ -273,9 +273,9 @@ impl Cluster {
         let mut m = self.members.remove(i);
         self.publish();
         if m.state == State::Up {
-            // Whether it learns of its removal is reported, not asserted: once the
-            // change commits the leader may stop replicating to it.
-            let removed = super::within(Duration::from_secs(3), || async {
+            // Once the change commits the leader stops replicating to it; it must still
+            // learn of its removal from its peers.
+            let removed = super::within(Duration::from_secs(10), || async {
                 let s = tokio::time::timeout(PROBE, m.node.status()).await.ok()??;
                 (s.lifecycle == Lifecycle::Removed as i32).then_some(())
             })
@@ -288,7 +288,7 @@ impl Cluster {
                     .flatten()
                 {
                     Some(s) => format!(
-                        "not within 3s: lifecycle {:?} role {:?} term {} leader {} commit {} applied {} last {} config_index {}",
+                        "not within 10s: lifecycle {:?} role {:?} term {} leader {} commit {} applied {} last {} config_index {}",
                         Lifecycle::try_from(s.lifecycle),
                         Role::try_from(s.role),
                         s.term,
@@ -298,10 +298,11 @@ impl Cluster {
                         s.last_index,
                         s.config_index
                     ),
-                    None => "not within 3s (no status)".to_owned(),
+                    None => "not within 10s (no status)".to_owned(),
                 },
             };
             self.journal.note(format!("{name} reports Removed: {seen}"));
+            assert_eq!(seen, "yes", "{name} must learn that it was removed");
         }
         m.node.kill9();
         m.state = State::Down;

@@ -64,6 +64,8 @@ pub struct Driver {
     /// The term in which this node, as leader, last checked its own address-book entry.
     info_term: u64,
     last_leader: NodeId,
+    /// Ticks in a row in which the core's newest configuration did not list this node.
+    excluded_ticks: u32,
 }
 
 impl std::fmt::Debug for Driver {
@@ -108,6 +110,7 @@ impl Driver {
             read_seq: 0,
             info_term: 0,
             last_leader: 0,
+            excluded_ticks: 0,
         }
     }
 
@@ -122,6 +125,7 @@ impl Driver {
                     if let Some(core) = &mut self.core {
                         core.tick();
                     }
+                    self.ping_if_excluded();
                 }
                 Some(ev) = self.events.recv() => {
                     self.on_event(ev)?;
@@ -157,6 +161,37 @@ impl Drop for Driver {
 }
 
 impl Driver {
+    /// A member whose newest configuration no longer lists it holds its own removal but
+    /// may never hear that it committed. Once per election timeout it asks the members it
+    /// knows; one that applied the removal says so, and the node becomes Removed.
+    fn ping_if_excluded(&mut self) {
+        let Some(core) = &self.core else { return };
+        let me = self.shared.node_id;
+        if self.shared.lifecycle() != Lifecycle::Member || core.membership().contains(me) {
+            self.excluded_ticks = 0;
+            return;
+        }
+        self.excluded_ticks += 1;
+        if !self
+            .excluded_ticks
+            .is_multiple_of(self.shared.settings.election_ticks.max(1))
+        {
+            return;
+        }
+        let peers: Vec<NodeId> = {
+            let book = self.shared.book.read().unwrap_or_else(|p| p.into_inner());
+            book.members()
+                .map(|m| m.id)
+                .filter(|&id| id != me)
+                .collect()
+        };
+        tracing::debug!(
+            ?peers,
+            "not in the newest configuration: asking peers whether the removal committed"
+        );
+        self.transport.ping_membership(peers);
+    }
+
     fn not_running(&self) -> RequestError {
         let lifecycle = self.shared.lifecycle();
         RequestError::Refused(format!("this node is {lifecycle}: it runs no Raft state"))
