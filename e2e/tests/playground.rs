@@ -10,37 +10,10 @@ use kuberaft_node::client::{AdminClient, Client, ClientOptions, ReadConsistency}
 use kuberaft_node::pb::admin::{MemberKind, StatusResponse};
 use serde_json::Value;
 
-/// `raft-node` and `raft-operator`, built into the target dir this test runs from (see
-/// the crate docs), or taken from `KUBERAFT_BIN_DIR`.
+/// `raft-node` and `raft-operator`, up to date (see `kuberaft_e2e::bin_dir`).
 fn binaries() -> (PathBuf, PathBuf) {
-    let dir = match std::env::var_os("KUBERAFT_BIN_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            // target/<profile>/deps/playground-<hash> → target/<profile>
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-            let target_dir = profile_dir.parent().unwrap();
-            let release = profile_dir.file_name().is_some_and(|n| n == "release");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let mut build = Command::new(cargo);
-            build
-                .args(["build", "-p", "kuberaft-node", "--bin", "raft-node"])
-                .args(["-p", "kuberaft-operator", "--bin", "raft-operator"])
-                .env("CARGO_TARGET_DIR", target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if release {
-                build.arg("--release");
-            }
-            let status = build.status().expect("running cargo build");
-            assert!(status.success(), "cargo build of the binaries failed");
-            profile_dir
-        }
-    };
-    let node = dir.join("raft-node");
-    let operator = dir.join("raft-operator");
-    assert!(node.is_file(), "{} is missing", node.display());
-    assert!(operator.is_file(), "{} is missing", operator.display());
-    (node, operator)
+    let dir = kuberaft_e2e::bin_dir();
+    (dir.join("raft-node"), dir.join("raft-operator"))
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
