@@ -211,6 +211,21 @@ mod planner {
     }
 
     #[test]
+    fn upgrade_waits_while_another_voter_lags_far_behind() {
+        // Restarting demo-2 would leave the leader and a voter 5,000 entries behind: no
+        // majority that can commit.
+        let mut c = upgrading(3).recorded(Operation::Upgrade {
+            ordinal: 2,
+            node_id: id(2),
+        });
+        c.lag(id(1), 5_000);
+        let p = c.plan();
+        assert!(!p.step.is_mutating(), "{:?}", p.step);
+        c.lag(id(1), 0);
+        assert_eq!(c.step(), Step::RestartPod { pod: pod_name(2) });
+    }
+
+    #[test]
     fn upgrade_restarts_followers_one_at_a_time_each_after_catch_up() {
         let c = upgrading(3);
         let first = Operation::Upgrade {

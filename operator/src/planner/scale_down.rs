@@ -99,15 +99,18 @@ pub(super) fn advance(v: &View, ordinal: Option<u32>, node: NodeId) -> Outcome {
 fn removal_blocked(v: &View, node: NodeId) -> Option<Blocked> {
     let voters = v.voters();
     let remaining: Vec<NodeId> = voters.iter().copied().filter(|&id| id != node).collect();
-    let healthy_now = v.healthy_in(voters);
-    let healthy_after = v.healthy_in(&remaining);
+    // Only healthy, caught-up voters count: a majority that needs a lagging voter
+    // commits nothing until it catches up.
+    let healthy_now = v.ready_in(voters);
+    let healthy_after = v.ready_in(&remaining);
     let needed = majority(remaining.len());
     if remaining.is_empty() || healthy_after < needed {
         return Some(Blocked {
             code: BlockedCode::WouldLoseQuorum,
             message: format!(
-                "removing node {node:x} would leave {healthy_after} healthy of {} voters, a \
-                 majority needs {needed}; waiting for the other voters to be healthy",
+                "removing node {node:x} would leave {healthy_after} healthy, caught-up of {} \
+                 voters, a majority needs {needed}; waiting for the other voters to be healthy \
+                 and caught up",
                 remaining.len()
             ),
         });

@@ -79,11 +79,12 @@ pub(super) fn not_started(v: &View, op: &Operation) -> bool {
     }
 }
 
-/// The other voters keep a healthy majority, or the cluster has no tolerance to spend
-/// and every voter is healthy (see the module doc).
+/// The other voters keep a healthy, caught-up majority, or the cluster has no tolerance
+/// to spend and every voter is healthy (see the module doc). A healthy voter far behind
+/// does not count: a majority that needs it commits nothing until it catches up.
 pub(crate) fn restart_safe(v: &View, node: NodeId) -> bool {
     let voters = v.voters();
-    let healthy = v.healthy_in(voters);
-    let after = healthy - usize::from(v.healthy(node) && voters.contains(&node));
-    after >= majority(voters.len()) || (voters.len() <= 2 && healthy == voters.len())
+    let ready = v.ready_in(voters);
+    let after = ready - usize::from(v.healthy(node) && v.caught_up(node) && voters.contains(&node));
+    after >= majority(voters.len()) || (voters.len() <= 2 && v.healthy_in(voters) == voters.len())
 }

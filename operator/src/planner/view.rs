@@ -153,6 +153,14 @@ impl<'a> View<'a> {
         set.into_iter().filter(|&&id| self.healthy(id)).count()
     }
 
+    /// Members of `set` that are healthy and caught up: the ones a new majority can count
+    /// on to commit at once. A healthy voter far behind stalls every commit that needs it.
+    pub fn ready_in<'s>(&self, set: impl IntoIterator<Item = &'s NodeId>) -> usize {
+        set.into_iter()
+            .filter(|&&id| self.healthy(id) && self.caught_up(id))
+            .count()
+    }
+
     /// Healthy voters reach a majority of the voters (and of the outgoing voters).
     pub fn quorum_ok(&self) -> bool {
         let c = self.config();
@@ -176,11 +184,13 @@ impl<'a> View<'a> {
         if self.leader() == Some(id) {
             return true;
         }
-        let lag = self
-            .raft()
-            .and_then(|r| r.members.get(&id))
-            .and_then(|m| m.lag);
-        lag.is_some_and(|lag| lag <= self.d.max_catch_up_lag)
+        let Some(m) = self.raft().and_then(|r| r.members.get(&id)) else {
+            return false;
+        };
+        // Lag alone passes a member that replicated nothing while the log is short; a
+        // member the leader never reached has match index 0.
+        m.match_index.is_some_and(|i| i > 0)
+            && m.lag.is_some_and(|lag| lag <= self.d.max_catch_up_lag)
     }
 
     /// The pod runs an older template than the spec asks for.
