@@ -117,7 +117,8 @@ impl RaftLog {
             .map_or(&self.snapshot.membership, |(_, m)| m)
     }
 
-    fn membership_at(&self, index: u64) -> Membership {
+    /// The configuration in force at `index` (the last one appended at or before it).
+    pub(crate) fn membership_at(&self, index: u64) -> Membership {
         self.confs
             .iter()
             .rev()

@@ -114,8 +114,16 @@ impl Raft {
         }
     }
 
+    /// Whether this node may campaign: a voter of the newest configuration, or a voter
+    /// of the committed one while a newer configuration that drops it is uncommitted
+    /// (Raft thesis 4.2.2: a server outside C_new may lead until C_new commits). Without
+    /// the second case a two-voter cluster whose leader appended its own removal and then
+    /// lost leadership deadlocks: the leader no longer campaigns, and the other voter,
+    /// lacking the removal, cannot win the leader's vote (script 30).
     fn promotable(&self) -> bool {
         self.log.membership().is_voter(self.id)
+            || (self.log.last_conf_index() > self.log.committed
+                && self.log.membership_at(self.log.committed).is_voter(self.id))
     }
 
     fn reset_election_timer(&mut self) {
