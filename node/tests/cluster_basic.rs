@@ -535,6 +535,11 @@ async fn a_removed_follower_learns_that_it_was_removed() {
         s.members.iter().all(|m| m.node_id != n3.addrs.node_id),
         "{s:?}"
     );
+    assert_eq!(
+        s.removed_node_ids,
+        [n3.addrs.node_id],
+        "Admin.Status lists removed ids"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

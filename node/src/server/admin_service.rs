@@ -209,6 +209,10 @@ impl Admin for AdminService {
             resp.outgoing_voters = st.membership.outgoing.iter().copied().collect();
             resp.members = self.members(&st.membership, Some(st));
         }
+        resp.removed_node_ids = {
+            let book = self.shared.book.read().unwrap_or_else(|p| p.into_inner());
+            book.removed().collect()
+        };
         Ok(Response::new(resp))
     }
 

@@ -81,6 +81,11 @@ impl AddressBook {
         self.removed.contains(&id)
     }
 
+    /// Every id removed from the cluster, in order.
+    pub fn removed(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.removed.iter().copied()
+    }
+
     pub fn members(&self) -> impl Iterator<Item = &MemberInfo> {
         self.members.values()
     }

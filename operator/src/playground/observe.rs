@@ -146,6 +146,7 @@ mod tests {
             joint: false,
             config_index: 0,
             outgoing_voters: Vec::new(),
+            removed_node_ids: Vec::new(),
             ready: true,
         }
     }

@@ -122,6 +122,7 @@ pub fn member_status(k: u32, voters: &[u32], learners: &[u32], leader: u32) -> N
         joint: false,
         config_index: 0,
         outgoing_voters: vec![],
+        removed_node_ids: vec![],
         ready: !learners.contains(&k),
     }
 }
@@ -143,6 +144,7 @@ pub fn uninitialized(k: u32, id: u64) -> NodeStatus {
         joint: false,
         config_index: 0,
         outgoing_voters: vec![],
+        removed_node_ids: vec![],
         ready: false,
     }
 }

@@ -137,6 +137,7 @@ impl World {
             joint: false,
             config_index: 0,
             outgoing_voters: Vec::new(),
+            removed_node_ids: Vec::new(),
             ready: false,
         };
         if let Some(st) = p.core.as_ref().map(|c| c.status()) {
@@ -159,6 +160,7 @@ impl World {
             s.config_index = st.config_index;
             s.outgoing_voters = st.membership.outgoing.iter().copied().collect();
             s.members = members(&st, &p.sm.book);
+            s.removed_node_ids = p.sm.removed.iter().copied().collect();
         }
         Ok(s)
     }

@@ -206,6 +206,7 @@ impl MemberAdmin for FakeCluster {
             joint: false,
             config_index: 0,
             outgoing_voters: vec![],
+            removed_node_ids: vec![],
             ready: member_now && s.lag.get(&node.id).copied().unwrap_or(0) == 0,
         })
     }

@@ -306,6 +306,7 @@ pub(crate) fn node_status(r: pb::StatusResponse) -> NodeStatus {
         joint: r.joint,
         config_index: r.config_index,
         outgoing_voters: r.outgoing_voters,
+        removed_node_ids: r.removed_node_ids,
         ready: r.ready,
     }
 }

@@ -87,6 +87,8 @@ pub struct NodeStatus {
     pub config_index: u64,
     /// The whole outgoing half while joint.
     pub outgoing_voters: Vec<u64>,
+    /// Ids removed from the cluster (applied removals); never members again.
+    pub removed_node_ids: Vec<u64>,
     /// A member of the configuration and caught up.
     pub ready: bool,
 }

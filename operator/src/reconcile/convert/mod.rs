@@ -18,7 +18,7 @@ use crate::build::{
 };
 use crate::crd::{RaftClusterSpec, RaftClusterStatus};
 use crate::planner::{
-    BlockedCode, DEFAULT_MAX_CATCH_UP_LAG, Desired, NodeReport, Observed, ObservedPod,
+    BlockedCode, DEFAULT_MAX_CATCH_UP_LAG, Desired, NodeReport, NodeState, Observed, ObservedPod,
     ObservedStatefulSet, PodTemplate, ReclaimPolicy,
 };
 
@@ -54,10 +54,22 @@ pub fn observed(cluster: &str, world: &World, status: &RaftClusterStatus) -> Obs
         template: statefulset_template(sts),
         storage_size: claim_size(sts),
     });
+    let removed = removed_ids(world);
     let pods = world
         .pods
         .iter()
-        .map(|(&ordinal, pod)| observed_pod(ordinal, pod, world))
+        .map(|(&ordinal, pod)| {
+            let mut p = observed_pod(ordinal, pod, world);
+            // Removed while it was still joining: it never hears of it and would be
+            // asked to join again, and refused, forever. Its volume must go instead.
+            if let NodeReport::Reachable { node_id, state } = &mut p.node
+                && *state == NodeState::Uninitialized
+                && removed.contains(node_id)
+            {
+                *state = NodeState::Removed;
+            }
+            p
+        })
         .collect();
     Observed {
         statefulset,
@@ -75,6 +87,16 @@ pub fn observed(cluster: &str, world: &World, status: &RaftClusterStatus) -> Obs
             .as_ref()
             .and_then(|b| BlockedCode::parse(&b.code)),
     }
+}
+
+/// Every id a member reports as removed from the cluster.
+fn removed_ids(world: &World) -> std::collections::BTreeSet<u64> {
+    world
+        .reports
+        .values()
+        .filter_map(|r| r.as_ref().ok())
+        .flat_map(|s| s.removed_node_ids.iter().copied())
+        .collect()
 }
 
 fn observed_pod(ordinal: u32, pod: &Pod, world: &World) -> ObservedPod {

@@ -358,3 +358,46 @@ fn a_joint_configuration_and_an_uncommitted_change_reach_the_planner() {
         BTreeSet::from([node_id(0), node_id(1), node_id(2)])
     );
 }
+
+#[test]
+fn a_node_removed_while_joining_is_observed_as_removed() {
+    // demo-3 was added as a learner and removed before it heard anything: it still says
+    // Joining, but the leader lists its id as removed.
+    let mut w = healthy_world(3);
+    w.pods.insert(3, pod(3));
+    w.pvcs.insert(3);
+    let mut joining = uninitialized(3, 0xdead);
+    joining.lifecycle = Lifecycle::Joining;
+    w.reports
+        .insert(crate::build::pod_name("demo", 3), Ok(joining));
+    let o = observed("demo", &w, &RaftClusterStatus::default());
+    assert_eq!(
+        o.pods[3].node,
+        NodeReport::Reachable {
+            node_id: 0xdead,
+            state: NodeState::Uninitialized
+        }
+    );
+
+    let leader = w
+        .reports
+        .get_mut(&crate::build::pod_name("demo", 0))
+        .unwrap();
+    leader.as_mut().unwrap().removed_node_ids = vec![0xdead];
+    let o = observed("demo", &w, &RaftClusterStatus::default());
+    assert_eq!(
+        o.pods[3].node,
+        NodeReport::Reachable {
+            node_id: 0xdead,
+            state: NodeState::Removed
+        }
+    );
+    // Members are untouched.
+    assert!(matches!(
+        o.pods[0].node,
+        NodeReport::Reachable {
+            state: NodeState::Member,
+            ..
+        }
+    ));
+}
