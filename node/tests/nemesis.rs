@@ -72,9 +72,7 @@ struct Deck<A: Copy> {
 impl<A: Copy> Deck<A> {
     fn new(all: &[A], rng: &mut Rng) -> Self {
         let mut left = all.to_vec();
-        for i in (1..left.len()).rev() {
-            left.swap(i, rng.range(0, i as u64 + 1) as usize);
-        }
+        rng.shuffle(&mut left);
         Self {
             all: all.to_vec(),
             left,

@@ -62,10 +62,7 @@ impl Net {
             .into_iter()
             .partition(|(at, _)| *at <= now);
         self.in_flight = rest;
-        for i in (1..due.len()).rev() {
-            let j = rng.range(0, i as u64 + 1) as usize;
-            due.swap(i, j);
-        }
+        rng.shuffle(&mut due);
         due.into_iter()
             .map(|(_, m)| m)
             .filter(|m| !self.is_blocked(m.from, m.to))

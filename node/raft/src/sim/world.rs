@@ -506,10 +506,7 @@ impl World {
             }
             25..35 => {
                 let mut ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-                for i in (1..ids.len()).rev() {
-                    let j = self.rng.range(0, i as u64 + 1) as usize;
-                    ids.swap(i, j);
-                }
+                self.rng.shuffle(&mut ids);
                 let cut = self.rng.range(1, ids.len().max(2) as u64) as usize;
                 let symmetric = self.rng.chance(700);
                 let (a, b) = ids.split_at(cut.min(ids.len()));
