@@ -327,6 +327,16 @@ impl RawNode {
         }
     }
 
+    /// This node's role, without building a whole [`Status`].
+    pub fn role(&self) -> Role {
+        self.raft.role
+    }
+
+    /// The leader this node knows of (0 when none), without building a whole [`Status`].
+    pub fn leader(&self) -> NodeId {
+        self.raft.leader
+    }
+
     pub fn status(&self) -> Status {
         let r = &self.raft;
         let progress = r

@@ -286,12 +286,13 @@ impl Driver {
                 let _ = self.apply.send(ApplyMsg::Read { index: 0, batch });
             }
             ReadKind::Raft(mode) => {
-                let st = core.status();
-                if st.role != Role::Leader {
-                    let leader = (st.leader != 0).then_some(st.leader);
-                    let _ = reply.send(Err(RequestError::NotLeader { leader }));
-                } else {
+                // Role and leader only: `status()` would copy the progress map per read.
+                if core.role() == Role::Leader {
                     self.pending_reads.push((mode, query, reply));
+                } else {
+                    let leader = core.leader();
+                    let leader = (leader != 0).then_some(leader);
+                    let _ = reply.send(Err(RequestError::NotLeader { leader }));
                 }
             }
         }
