@@ -14,6 +14,17 @@ use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Three voters in `dir`: n1 bootstraps and leads, n2 and n3 join it.
+async fn three_members(dir: &std::path::Path) -> [NodeProc; 3] {
+    let n1 = NodeProc::spawn(&dir.join("n1"), &["--bootstrap"]).await;
+    let n2 = NodeProc::spawn(&dir.join("n2"), &[]).await;
+    let n3 = NodeProc::spawn(&dir.join("n3"), &[]).await;
+    leader_of(&[&n1]).await;
+    join(&n1, &n2).await;
+    join(&n1, &n3).await;
+    [n1, n2, n3]
+}
+
 /// Writes `key` through whichever member leads, retrying while leadership moves.
 async fn put_via_leader(nodes: &[&NodeProc], key: &str, value: &str) {
     eventually(WAIT, &format!("write of {key}"), || async {
@@ -507,12 +518,7 @@ async fn joint_change_transfer_and_removal_are_final() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_follower_learns_that_it_was_removed() {
     let tmp = tempfile::tempdir().unwrap();
-    let n1 = NodeProc::spawn(&tmp.path().join("n1"), &["--bootstrap"]).await;
-    let n2 = NodeProc::spawn(&tmp.path().join("n2"), &[]).await;
-    let n3 = NodeProc::spawn(&tmp.path().join("n3"), &[]).await;
-    leader_of(&[&n1]).await;
-    join(&n1, &n2).await;
-    join(&n1, &n3).await;
+    let [n1, _n2, n3] = three_members(tmp.path()).await;
     put(&n1, "k", "v").await.unwrap();
     n1.admin()
         .await
@@ -545,12 +551,7 @@ async fn a_removed_follower_learns_that_it_was_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_never_serves_a_stale_read_after_it_resumes() {
     let tmp = tempfile::tempdir().unwrap();
-    let n1 = NodeProc::spawn(&tmp.path().join("n1"), &["--bootstrap"]).await;
-    let n2 = NodeProc::spawn(&tmp.path().join("n2"), &[]).await;
-    let n3 = NodeProc::spawn(&tmp.path().join("n3"), &[]).await;
-    leader_of(&[&n1]).await;
-    join(&n1, &n2).await;
-    join(&n1, &n3).await;
+    let [n1, n2, n3] = three_members(tmp.path()).await;
     put(&n1, "k", "old").await.unwrap();
 
     // SIGSTOP behaves like a partition: the others elect a leader and move on.
