@@ -32,5 +32,5 @@ pub use config::Mutation;
 pub use error::{ConfChangeError, ConfigError, Error, Result};
 pub use membership::VoteResult;
 pub use progress::ProgressState;
-pub use raw_node::{InitialState, PeerProgress, RawNode, Ready, SoftState, Status};
+pub use raw_node::{Brief, InitialState, PeerProgress, RawNode, Ready, SoftState, Status};
 pub use types::*;

@@ -142,6 +142,20 @@ pub struct Status {
     pub transferee: NodeId,
 }
 
+/// The scalar part of [`Status`]: cheap enough for an application to read after every
+/// round and compare with the last one it published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Brief {
+    pub role: Role,
+    pub term: u64,
+    pub leader: NodeId,
+    pub commit: u64,
+    pub applied: u64,
+    pub last_index: u64,
+    pub snapshot_index: u64,
+    pub config_index: u64,
+}
+
 /// The core, driven by the application.
 #[derive(Debug)]
 pub struct RawNode {
@@ -335,6 +349,22 @@ impl RawNode {
     /// The leader this node knows of (0 when none), without building a whole [`Status`].
     pub fn leader(&self) -> NodeId {
         self.raft.leader
+    }
+
+    /// Role, term, leader and indexes, without copying the configuration or the
+    /// progress map as [`RawNode::status`] does.
+    pub fn brief(&self) -> Brief {
+        let r = &self.raft;
+        Brief {
+            role: r.role,
+            term: r.term,
+            leader: r.leader,
+            commit: r.log.committed,
+            applied: r.applied,
+            last_index: r.log.last_index(),
+            snapshot_index: r.log.snapshot_meta().index,
+            config_index: r.log.last_conf_index(),
+        }
     }
 
     pub fn status(&self) -> Status {

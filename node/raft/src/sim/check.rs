@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 
 use super::node::SimNode;
-use crate::raw_node::Status;
+use crate::raw_node::{Brief, Status};
 use crate::types::*;
 
 fn payload_hash(e: &Entry) -> u64 {
@@ -95,6 +95,23 @@ impl Checker {
                 continue;
             };
             let st = raw.status();
+            let brief = raw.brief();
+            let expected = Brief {
+                role: st.role,
+                term: st.term,
+                leader: st.leader,
+                commit: st.commit,
+                applied: st.applied,
+                last_index: st.last_index,
+                snapshot_index: st.snapshot_index,
+                config_index: st.config_index,
+            };
+            if brief != expected {
+                self.fail(
+                    step,
+                    format!("node {id}: brief {brief:?} disagrees with status {expected:?}"),
+                );
+            }
             let (prev_commit, prev_role, prev_term, prev_membership) = self
                 .seen
                 .get(&id)
