@@ -1,5 +1,5 @@
 //! Prometheus metrics of the node, served as text on `/metrics`. The driver, the storage
-//! thread and the apply thread update them; nothing here blocks.
+//! thread and the apply task update them; nothing here blocks.
 
 use std::fmt;
 

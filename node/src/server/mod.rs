@@ -1,5 +1,5 @@
 //! The node runtime behind `raft-node`: the driver loop that owns the Raft core, the
-//! storage and apply threads, the peer transport, the RaftPeer, Kv and Admin gRPC
+//! storage thread and the apply task, the peer transport, the RaftPeer, Kv and Admin gRPC
 //! services and the HTTP endpoints. [`Node::start`] assembles them.
 
 pub mod admin_service;

@@ -1,5 +1,5 @@
 //! Assembling a node: open the identity, WAL and snapshot store, recover the state
-//! machine, start the storage and apply threads, the driver and the three servers, and
+//! machine, start the storage thread, the apply task, the driver and the three servers, and
 //! stop them in an order that answers what is in flight.
 
 use std::future::Future;
@@ -82,6 +82,7 @@ pub struct Node {
     pub client_addr: SocketAddr,
     pub http_addr: SocketAddr,
     driver: JoinHandle<Result<(), String>>,
+    applier: JoinHandle<()>,
     peer_server: JoinHandle<()>,
     client_server: JoinHandle<()>,
     http_server: JoinHandle<()>,
@@ -164,7 +165,7 @@ impl Node {
         let runs_core = matches!(lifecycle, Lifecycle::Joining | Lifecycle::Member);
 
         // State machine: restore the snapshot the WAL starts from.
-        let (apply_tx, apply_rx) = std::sync::mpsc::channel();
+        let (apply_tx, apply_rx) = mpsc::unbounded_channel();
         let sm = NodeStateMachine::new(Box::new(KvStateMachine::new(KvConfig::default())));
         let mut applier = Applier::new(sm, shared.clone(), events_tx.clone(), apply_tx.clone());
         if runs_core && let Some(meta) = &recovered.snapshot {
@@ -188,14 +189,9 @@ impl Node {
         } else {
             None
         };
-        let mut threads = Vec::new();
-        threads.push(
-            std::thread::Builder::new()
-                .name("raft-apply".into())
-                .spawn(move || applier.run(apply_rx))?,
-        );
+        let applier = tokio::spawn(applier.run(apply_rx));
         let (storage_tx, storage_thread) = persist::spawn(wal, events_tx.clone(), shared.clone());
-        threads.push(storage_thread);
+        let threads = vec![storage_thread];
         let driver = Driver::new(
             shared.clone(),
             core,
@@ -260,6 +256,7 @@ impl Node {
             client_addr,
             http_addr,
             driver,
+            applier,
             peer_server,
             client_server,
             http_server,
@@ -332,9 +329,10 @@ impl Node {
             let _ = tx.send(());
         }
         self.abort_servers();
+        // The driver told the apply task to stop and dropped the storage channel: both
+        // finish their queues (the storage thread syncs what is buffered) and exit.
+        let _ = (&mut self.applier).await;
         let threads = std::mem::take(&mut self.threads);
-        // The driver dropped the channels: the apply and storage threads finish their
-        // queues (the storage thread syncs what is buffered) and exit.
         drop(self);
         let _ = tokio::task::spawn_blocking(move || {
             for t in threads {

@@ -3,7 +3,7 @@
 //! ```text
 //!  ticks ─┐                         ┌─► transport (messages, at once)
 //!  peers ─┼─► RawNode ─► Ready ─────┼─► storage thread (write + group fsync) ─► Persisted
-//!  reqs  ─┘      ▲                  └─► apply thread (committed entries, reads)  ─► Applied
+//!  reqs  ─┘      ▲                  └─► apply task (committed entries, reads)    ─► Applied
 //!                └──────────── events (persisted, applied, snapshots, peers) ◄──────┘
 //! ```
 //!
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
 use kuberaft_raft::{
-    Config, Membership, Message, NodeId, RawNode, ReadMode, Role, SnapshotMeta, Status,
+    Brief, Config, Membership, Message, NodeId, RawNode, ReadMode, Role, SnapshotMeta, Status,
 };
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
@@ -29,7 +29,7 @@ use super::apply::{ApplyMsg, ReadBatch, Waiter};
 use super::identity::{Lifecycle, random_u64};
 use super::members::{MemberInfo, SystemCommand, encode_system};
 use super::persist::{Done, PersistMsg};
-use super::shared::{DriverMsg, ReadKind, Reply, RequestError, Shared, View};
+use super::shared::{DriverMsg, ReadKind, Reply, RequestError, Shared};
 use super::transport::Transport;
 
 /// Completions and notices from the node's own threads and tasks.
@@ -56,7 +56,7 @@ pub struct Driver {
     rx: mpsc::Receiver<DriverMsg>,
     events: mpsc::UnboundedReceiver<Event>,
     storage: Sender<PersistMsg>,
-    apply: Sender<ApplyMsg>,
+    apply: mpsc::UnboundedSender<ApplyMsg>,
     transport: Transport,
     pending_reads: Vec<(ReadMode, Vec<u8>, Reply<Vec<u8>>)>,
     inflight_reads: HashMap<Vec<u8>, ReadBatch>,
@@ -66,6 +66,8 @@ pub struct Driver {
     last_leader: NodeId,
     /// Ticks in a row in which the core's newest configuration did not list this node.
     excluded_ticks: u32,
+    /// What [`Driver::publish`] last published.
+    published: Option<(Lifecycle, Option<Brief>)>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -94,7 +96,7 @@ impl Driver {
         events: mpsc::UnboundedReceiver<Event>,
         events_tx: mpsc::UnboundedSender<Event>,
         storage: Sender<PersistMsg>,
-        apply: Sender<ApplyMsg>,
+        apply: mpsc::UnboundedSender<ApplyMsg>,
     ) -> Self {
         let transport = Transport::new(shared.clone(), events_tx);
         Driver {
@@ -111,6 +113,7 @@ impl Driver {
             info_term: 0,
             last_leader: 0,
             excluded_ticks: 0,
+            published: None,
         }
     }
 
@@ -126,6 +129,7 @@ impl Driver {
                         core.tick();
                     }
                     self.ping_if_excluded();
+                    self.publish_peer_lag();
                 }
                 Some(ev) = self.events.recv() => {
                     self.on_event(ev)?;
@@ -377,11 +381,11 @@ impl Driver {
     /// may have restarted with new ones, or founded the cluster).
     fn maybe_announce_self(&mut self) {
         let Some(core) = &mut self.core else { return };
-        let st = core.status();
-        if st.role != Role::Leader || self.info_term == st.term {
+        let b = core.brief();
+        if b.role != Role::Leader || self.info_term == b.term {
             return;
         }
-        self.info_term = st.term;
+        self.info_term = b.term;
         let s = &self.shared.settings;
         let me = MemberInfo {
             id: self.shared.node_id,
@@ -398,41 +402,58 @@ impl Driver {
         }
     }
 
-    /// Publishes the core's state for services and metrics.
-    fn publish(&self) {
+    /// Publishes the core's state for services and metrics when it changed since the
+    /// last round. Reads only the core's scalars: a busy leader publishes after nearly
+    /// every round, and copying the configuration and progress map each time showed up
+    /// in its profile. The configuration is copied only when it differs.
+    fn publish(&mut self) {
         let lifecycle = self.shared.lifecycle();
-        let m = &self.shared.metrics;
-        let view = match &self.core {
-            Some(core) => {
-                let st = core.status();
-                m.term.set(st.term as i64);
-                m.commit_index.set(st.commit as i64);
-                m.applied_index.set(st.applied as i64);
-                m.apply_lag.set(st.commit.saturating_sub(st.applied) as i64);
-                if st.role == Role::Leader {
-                    for (id, p) in &st.progress {
-                        let lag = st.last_index.saturating_sub(p.matched) as i64;
-                        m.peer_lag
-                            .get_or_create(&vec![("peer".to_owned(), id.to_string())])
-                            .set(lag);
-                    }
-                }
-                view_of(&st, lifecycle)
+        let brief = self.core.as_ref().map(RawNode::brief);
+        if self.published == Some((lifecycle, brief)) {
+            return;
+        }
+        self.published = Some((lifecycle, brief));
+        if let Some(b) = brief {
+            let m = &self.shared.metrics;
+            m.term.set(b.term as i64);
+            m.commit_index.set(b.commit as i64);
+            m.applied_index.set(b.applied as i64);
+            m.apply_lag.set(b.commit.saturating_sub(b.applied) as i64);
+        }
+        let membership = self.core.as_ref().map(RawNode::membership);
+        self.shared.view.send_modify(|v| {
+            v.lifecycle = lifecycle;
+            v.role = brief.map_or(Role::Follower, |b| b.role);
+            v.term = brief.map_or(0, |b| b.term);
+            v.leader = brief.map_or(0, |b| b.leader);
+            v.commit = brief.map_or(0, |b| b.commit);
+            v.applied = brief.map_or(0, |b| b.applied);
+            v.last_index = brief.map_or(0, |b| b.last_index);
+            v.snapshot_index = brief.map_or(0, |b| b.snapshot_index);
+            v.config_index = brief.map_or(0, |b| b.config_index);
+            match membership {
+                Some(m) if v.membership != *m => v.membership = m.clone(),
+                Some(_) => {}
+                None => v.membership = Membership::default(),
             }
-            None => View {
-                lifecycle,
-                role: Role::Follower,
-                term: 0,
-                leader: 0,
-                commit: 0,
-                applied: 0,
-                last_index: 0,
-                snapshot_index: 0,
-                membership: Membership::default(),
-                config_index: 0,
-            },
-        };
-        self.shared.view.send_replace(view);
+        });
+    }
+
+    /// Once per tick, a leader's lag metric for each peer (it needs the progress map).
+    fn publish_peer_lag(&self) {
+        let Some(core) = &self.core else { return };
+        if core.role() != Role::Leader {
+            return;
+        }
+        let st = core.status();
+        for (id, p) in &st.progress {
+            let lag = st.last_index.saturating_sub(p.matched) as i64;
+            self.shared
+                .metrics
+                .peer_lag
+                .get_or_create(&vec![("peer".to_owned(), id.to_string())])
+                .set(lag);
+        }
     }
 
     fn on_event(&mut self, ev: Event) -> Result<(), String> {
@@ -546,21 +567,6 @@ pub fn most_caught_up_voter(st: &Status) -> Option<NodeId> {
         .filter(|(id, _)| **id != st.id && st.membership.voters.contains(id))
         .max_by_key(|(id, p)| (p.matched, p.recent_active, std::cmp::Reverse(**id)))
         .map(|(id, _)| *id)
-}
-
-fn view_of(st: &Status, lifecycle: Lifecycle) -> View {
-    View {
-        lifecycle,
-        role: st.role,
-        term: st.term,
-        leader: st.leader,
-        commit: st.commit,
-        applied: st.applied,
-        last_index: st.last_index,
-        snapshot_index: st.snapshot_index,
-        membership: st.membership.clone(),
-        config_index: st.config_index,
-    }
 }
 
 #[cfg(test)]
