@@ -10,7 +10,10 @@ use kuberaft_node::storage::{DiskLogStore, LogStore, MemLogStore, WalOptions, co
 
 /// Tiny segments, so the suite also exercises rotation and segment deletion.
 fn opts() -> WalOptions {
-    WalOptions { segment_size: 300 }
+    WalOptions {
+        segment_size: 300,
+        ..WalOptions::default()
+    }
 }
 
 #[test]

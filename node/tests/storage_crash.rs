@@ -129,7 +129,10 @@ fn meta(index: u64, term: u64) -> SnapshotMeta {
 const DIR: &str = "/node/wal";
 
 fn wal_opts() -> WalOptions {
-    WalOptions { segment_size: 512 }
+    WalOptions {
+        segment_size: 512,
+        ..WalOptions::default()
+    }
 }
 
 fn recover(fs: &SimFs, what: &str) -> Recovered {

@@ -197,6 +197,10 @@ proptest! {
         let mut f = fs.create(&path).unwrap();
         std::io::Write::write_all(&mut f, &bytes).unwrap();
         drop(f);
-        let _ = Wal::open(Arc::new(fs), "/wal", WalOptions::default());
+        let opts = WalOptions {
+            segment_size: 4096,
+            ..WalOptions::default()
+        };
+        let _ = Wal::open(Arc::new(fs), "/wal", opts);
     }
 }

@@ -13,7 +13,10 @@ use kuberaft_node::storage::{
 use kuberaft_raft::HardState;
 
 fn opts() -> WalOptions {
-    WalOptions { segment_size: 1024 }
+    WalOptions {
+        segment_size: 1024,
+        ..WalOptions::default()
+    }
 }
 
 #[test]
@@ -39,10 +42,16 @@ fn wal_survives_reopen_and_cuts_a_torn_tail() {
     );
     drop(store);
 
-    // Tear the last record: drop its final 3 bytes.
+    // Tear the last record: drop its final 3 bytes (the segment is preallocated, so
+    // the records end where its zeros begin).
+    let bytes = std::fs::read(&last_segment).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    assert!(
+        end < bytes.len(),
+        "the last segment runs on into preallocated zeros"
+    );
     let file = OpenOptions::new().write(true).open(&last_segment).unwrap();
-    let len = file.metadata().unwrap().len();
-    file.set_len(len - 3).unwrap();
+    file.set_len(end as u64 - 3).unwrap();
     drop(file);
 
     let mut store = DiskLogStore::open(Arc::new(RealFs), &wal_dir, opts()).unwrap();
@@ -54,6 +63,61 @@ fn wal_survives_reopen_and_cuts_a_torn_tail() {
     drop(store);
     let store = DiskLogStore::open(Arc::new(RealFs), &wal_dir, opts()).unwrap();
     assert_eq!(store.entries(101, 103, None).unwrap(), entries(101, 102, 2));
+}
+
+#[test]
+fn segments_are_preallocated_and_closed_segments_are_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment_size = 64 << 10;
+    let opts = || WalOptions {
+        segment_size,
+        ..WalOptions::default()
+    };
+    let file_len = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    let mut store = DiskLogStore::open(Arc::new(RealFs), dir.path(), opts()).unwrap();
+    let first = store.wal().segments()[0].path.clone();
+    assert_eq!(
+        file_len(&first),
+        segment_size,
+        "a new segment is extended at once"
+    );
+    store.append(&entries(1, 10, 1)).unwrap();
+    store.sync().unwrap();
+    assert_eq!(
+        file_len(&first),
+        segment_size,
+        "appends land inside the file"
+    );
+    drop(store);
+
+    // Reopening continues right after the last record, not after the zeros.
+    let mut store = DiskLogStore::open(Arc::new(RealFs), dir.path(), opts()).unwrap();
+    assert_eq!(store.entries(1, 11, None).unwrap(), entries(1, 10, 1));
+    assert_eq!(file_len(&first), segment_size);
+    store.append(&entries(11, 20, 1)).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let mut store = DiskLogStore::open(Arc::new(RealFs), dir.path(), opts()).unwrap();
+    assert_eq!(store.entries(1, 21, None).unwrap(), entries(1, 20, 1));
+
+    // Fill past the segment size: the closed segment ends at its last record.
+    let mut next = 21;
+    while store.wal().segments().len() == 1 {
+        store.append(&entries(next, next + 99, 1)).unwrap();
+        store.sync().unwrap();
+        next += 100;
+    }
+    let bytes = std::fs::read(&first).unwrap();
+    assert_ne!(bytes.last(), Some(&0), "the closed segment keeps no zeros");
+    let active = store.wal().segments()[1].path.clone();
+    assert_eq!(file_len(&active), segment_size);
+    drop(store);
+    let store = DiskLogStore::open(Arc::new(RealFs), dir.path(), opts()).unwrap();
+    assert_eq!(store.last_index(), next - 1);
+    assert_eq!(
+        store.entries(1, next, None).unwrap(),
+        entries(1, next - 1, 1)
+    );
 }
 
 #[test]

@@ -12,8 +12,25 @@ use kuberaft_raft::HardState;
 
 const DIR: &str = "/wal";
 
+/// Opens without preallocation, so that the damage tests can tear a file at its end;
+/// the preallocated layout has tests of its own below.
 fn open(fs: &SimFs, segment_size: u64) -> kuberaft_node::storage::Result<DiskLogStore> {
-    DiskLogStore::open(Arc::new(fs.clone()), DIR, WalOptions { segment_size })
+    open_with(fs, segment_size, false)
+}
+
+fn open_with(
+    fs: &SimFs,
+    segment_size: u64,
+    preallocate: bool,
+) -> kuberaft_node::storage::Result<DiskLogStore> {
+    DiskLogStore::open(
+        Arc::new(fs.clone()),
+        DIR,
+        WalOptions {
+            segment_size,
+            preallocate,
+        },
+    )
 }
 
 fn segments(fs: &SimFs) -> Vec<PathBuf> {
@@ -349,7 +366,10 @@ fn group_commit_shares_fsyncs_between_threads_and_loses_nothing() {
     let (wal, _) = Wal::open(
         Arc::new(SlowSync(fs.clone())),
         DIR,
-        WalOptions { segment_size: 4096 },
+        WalOptions {
+            segment_size: 4096,
+            ..WalOptions::default()
+        },
     )
     .unwrap();
     let group = GroupCommit::new(wal);
@@ -447,4 +467,93 @@ fn cutting_a_torn_tail_logs_a_warning() {
         open(&fs, 1 << 20).unwrap();
         assert_eq!(warnings(), 1, "the torn tail was cut silently");
     });
+}
+
+/// A preallocated segment: entries 1..=8, then zeros up to 64 KiB. Returns the offset
+/// where the zeros begin.
+fn preallocated_log() -> (SimFs, PathBuf, usize) {
+    let fs = SimFs::new();
+    let mut store = open_with(&fs, 64 << 10, true).unwrap();
+    for i in 1..=8 {
+        store.append(&[entry(i, 1)]).unwrap();
+        store.sync().unwrap();
+    }
+    let path = segments(&fs).remove(0);
+    let data = fs.contents(&path).unwrap();
+    assert_eq!(
+        data.len(),
+        64 << 10,
+        "test setup: the segment is preallocated"
+    );
+    let end = *record_offsets_until_zeros(&data).last().unwrap();
+    (fs, path, end)
+}
+
+/// Record boundaries up to the first byte that does not start a record.
+fn record_offsets_until_zeros(data: &[u8]) -> Vec<usize> {
+    let mut out = vec![SEGMENT_HEADER_LEN];
+    let mut pos = SEGMENT_HEADER_LEN;
+    while let Frame::Record { len, .. } = codec::decode_record(&data[pos..]) {
+        pos += len;
+        out.push(pos);
+    }
+    out
+}
+
+#[test]
+fn the_zeros_of_a_preallocated_segment_are_its_end_and_need_no_repair() {
+    let (fs, path, end) = preallocated_log();
+    assert!(fs.contents(&path).unwrap()[end..].iter().all(|&b| b == 0));
+    let counter = Arc::new(WarnCounter(Default::default()));
+    tracing::subscriber::with_default(counter.clone(), || {
+        let mut store = open_with(&fs, 64 << 10, true).unwrap();
+        assert_eq!(store.entries(1, 9, None).unwrap(), entries(1, 8, 1));
+        // The next record goes right after the last one, not after the zeros.
+        store.append(&[entry(9, 2)]).unwrap();
+        store.sync().unwrap();
+    });
+    assert_eq!(
+        counter.0.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "unused preallocated space was reported as damage"
+    );
+    let data = fs.contents(&path).unwrap();
+    assert_eq!(data.len(), 64 << 10);
+    assert!(matches!(
+        codec::decode_record(&data[end..]),
+        Frame::Record { .. }
+    ));
+    let store = open_with(&fs, 64 << 10, true).unwrap();
+    assert_eq!(store.last_index(), 9);
+}
+
+#[test]
+fn a_record_torn_inside_preallocated_space_is_cut() {
+    let (fs, path, end) = preallocated_log();
+    let mut data = fs.contents(&path).unwrap();
+    // Half of a record landed before the crash; zeros follow it.
+    let offsets = record_offsets_until_zeros(&data);
+    let last = offsets[offsets.len() - 2];
+    let half: Vec<u8> = data[last..end][..(end - last) / 2].to_vec();
+    data[end..end + half.len()].copy_from_slice(&half);
+    fs.corrupt(&path, data).unwrap();
+    let counter = Arc::new(WarnCounter(Default::default()));
+    tracing::subscriber::with_default(counter.clone(), || {
+        let store = open_with(&fs, 64 << 10, true).unwrap();
+        assert_eq!(store.last_index(), 8);
+    });
+    assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn zeros_then_a_valid_record_are_refused() {
+    let (fs, path, end) = preallocated_log();
+    let mut data = fs.contents(&path).unwrap();
+    // A synced record beyond a run of zeros: the bytes between were lost.
+    let offsets = record_offsets_until_zeros(&data);
+    let last = offsets[offsets.len() - 2];
+    let record = data[last..end].to_vec();
+    data[end + 100..end + 100 + record.len()].copy_from_slice(&record);
+    fs.corrupt(&path, data).unwrap();
+    expect_corrupt(open_with(&fs, 64 << 10, true), &path, end as u64);
 }

@@ -36,12 +36,29 @@ pub struct WalOptions {
     /// A segment is closed and a new one started once it reaches this many bytes.
     /// Smaller segments let compaction free space sooner; larger ones mean fewer files.
     pub segment_size: u64,
+    /// Extend each segment to `segment_size` when it is created (a sparse extension:
+    /// no blocks are written). Appends then land inside the file and an fdatasync need
+    /// not also journal a new file length: on ext4 that made each fsync about a fifth
+    /// cheaper. Recovery reads the zeros after the last record as the end of the log.
+    pub preallocate: bool,
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
         WalOptions {
             segment_size: 64 << 20,
+            preallocate: true,
+        }
+    }
+}
+
+impl WalOptions {
+    /// The length a new segment is extended to (0: not extended).
+    fn preallocated_len(&self) -> u64 {
+        if self.preallocate {
+            self.segment_size
+        } else {
+            0
         }
     }
 }
@@ -165,9 +182,20 @@ impl Wal {
                 // What recovery read may have been only in the page cache (a kill -9
                 // between write and fdatasync). The core will treat it as its log and
                 // may acknowledge it, so it must be durable before anyone sees it.
+                // The file may run on past its last record (preallocated zeros): appends
+                // continue right after the record, and the file is extended again.
                 let mut file = fs
                     .open_append(&last.path)
                     .map_err(Error::io("open", &last.path))?;
+                file.set_len(replayed.last_len)
+                    .and_then(|()| {
+                        let len = opts.preallocated_len();
+                        if len > replayed.last_len {
+                            file.set_len(len)?;
+                        }
+                        Ok(())
+                    })
+                    .map_err(Error::io("resize", &last.path))?;
                 file.sync_data()
                     .map_err(Error::io("fdatasync", &last.path))?;
                 fs.sync_dir(&dir)
@@ -182,6 +210,7 @@ impl Wal {
                     tip.last_index + 1,
                     &tip.hard_state,
                     tip.snapshot.as_ref(),
+                    opts.preallocated_len(),
                 )?;
                 segments.push(segment);
                 (file, len)
@@ -363,7 +392,15 @@ impl Wal {
         if self.active_len < self.opts.segment_size {
             return Ok(());
         }
-        let seq = self.segments.last().map_or(0, |s| s.seq) + 1;
+        // A closed segment ends at its last record: recovery accepts trailing zeros only
+        // in the last segment. Durable before the next segment exists.
+        let closing = self.segments.last().expect("the WAL always has a segment");
+        if let Some(file) = self.file.as_mut() {
+            file.set_len(self.active_len)
+                .and_then(|()| file.sync_data())
+                .map_err(Error::io("trim", &closing.path))?;
+        }
+        let seq = closing.seq + 1;
         let (segment, file, len) = segment::create_segment(
             self.fs.as_ref(),
             &self.dir,
@@ -371,6 +408,7 @@ impl Wal {
             self.written.last_index + 1,
             &self.written.hard_state,
             self.written.snapshot.as_ref(),
+            self.opts.preallocated_len(),
         )?;
         self.segments.push(segment);
         self.file = Some(file);

@@ -4,7 +4,8 @@
 //! the LAST segment may be damaged, because only it can hold bytes that were never
 //! fsynced. There a bad record followed by nothing valid is a torn write and is cut
 //! off; a bad record followed by a valid one means the disk lost synced data, and the
-//! node refuses to start instead of quietly dropping what it once acknowledged.
+//! node refuses to start instead of quietly dropping what it once acknowledged. Zeros
+//! after the last record of the last segment are its preallocated space, not damage.
 
 use std::path::{Path, PathBuf};
 
@@ -168,7 +169,13 @@ impl Replay {
 /// checksum starts, if any. Type and length are checked before the checksum, so the
 /// scan is cheap on garbage.
 fn valid_record_after(data: &[u8], from: usize) -> Option<usize> {
-    (from..data.len()).find(|&off| {
+    // No record starts in the zeros at the end (type 0 is not a record type), so a
+    // preallocated segment is not scanned byte by byte through megabytes of them.
+    let end = data
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1);
+    (from..end).find(|&off| {
         matches!(
             codec::decode_record(&data[off..]),
             Frame::Record { .. } | Frame::Undecodable(_)
@@ -242,6 +249,8 @@ pub(super) fn replay(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
                         format!("record checksum is valid but {e}"),
                     ));
                 }
+                // A preallocated segment: the zeros after the last record are unused space.
+                _ if is_last && data[pos..].iter().all(|&b| b == 0) => break,
                 Frame::Incomplete => "record cut short",
                 Frame::Invalid { reason } => reason,
             };

@@ -39,8 +39,9 @@ pub fn parse_segment_name(name: &str) -> Option<(u64, u64)> {
 }
 
 /// Creates a segment that starts with its header, the hard state and the latest
-/// snapshot marker, syncs it and then its directory. Only after that may older
-/// segments be deleted: the new one carries everything they knew besides entries.
+/// snapshot marker, extends it to `preallocate` bytes (zeros, when larger), syncs it
+/// and then its directory. Only after that may older segments be deleted: the new one
+/// carries everything they knew besides entries.
 pub fn create_segment(
     fs: &dyn Fs,
     dir: &Path,
@@ -48,6 +49,7 @@ pub fn create_segment(
     first_index: u64,
     hard_state: &HardState,
     snapshot: Option<&SnapshotMeta>,
+    preallocate: u64,
 ) -> Result<(Segment, Box<dyn FsFile>, u64)> {
     let path = dir.join(segment_name(seq, first_index));
     let mut bytes = codec::encode_segment_header(&SegmentHeader { seq, first_index }).to_vec();
@@ -57,6 +59,10 @@ pub fn create_segment(
     }
     let mut file = fs.create(&path).map_err(Error::io("create", &path))?;
     file.write_all(&bytes).map_err(Error::io("write", &path))?;
+    if preallocate > bytes.len() as u64 {
+        file.set_len(preallocate)
+            .map_err(Error::io("preallocate", &path))?;
+    }
     file.sync_data().map_err(Error::io("fdatasync", &path))?;
     fs.sync_dir(dir)
         .map_err(Error::io("fsync directory", dir))?;
