@@ -27,7 +27,10 @@ impl Driver {
         tracing::warn!("this node was removed from the cluster; it will not serve again");
         self.core = None;
         self.transport.retain(|_| false);
-        for (_, batch) in self.inflight_reads.drain() {
+        let held = std::mem::take(&mut self.pending_reads);
+        let held = held.into_iter().map(|(_, q, r)| (q, r)).collect();
+        let inflight = self.inflight_reads.drain().map(|(_, (_, batch))| batch);
+        for batch in inflight.chain([held]) {
             fail_batch(batch, RequestError::Refused("this node was removed".into()));
         }
         self.publish();

@@ -59,7 +59,7 @@ pub struct Driver {
     apply: mpsc::UnboundedSender<ApplyMsg>,
     transport: Transport,
     pending_reads: Vec<(ReadMode, Vec<u8>, Reply<Vec<u8>>)>,
-    inflight_reads: HashMap<Vec<u8>, ReadBatch>,
+    inflight_reads: HashMap<Vec<u8>, (ReadMode, ReadBatch)>,
     read_seq: u64,
     /// The term in which this node, as leader, last checked its own address-book entry.
     info_term: u64,
@@ -153,6 +153,10 @@ impl Driver {
             }
             self.flush_reads();
             self.process_ready();
+            // Reads held back for a round that this Ready confirmed go out now.
+            if self.flush_reads() {
+                self.process_ready();
+            }
         }
         Ok(())
     }
@@ -302,22 +306,36 @@ impl Driver {
         }
     }
 
-    /// Issues one ReadIndex per mode for every read that arrived this round.
-    fn flush_reads(&mut self) {
+    /// Issues one ReadIndex per mode for the reads that arrived, unless one of that
+    /// mode is still waiting for its heartbeat round: then they wait and go together
+    /// in the next one (as etcd's read loop does). Under load a round then answers
+    /// every read that arrived while the previous one was out, instead of each driver
+    /// round paying for a heartbeat to every follower. `true` if it issued any.
+    fn flush_reads(&mut self) -> bool {
         if self.pending_reads.is_empty() {
-            return;
+            return false;
         }
-        let Some(core) = &mut self.core else { return };
+        let Some(core) = &mut self.core else {
+            return false;
+        };
+        let mut issued = false;
         for (mode, batch) in group_reads(std::mem::take(&mut self.pending_reads)) {
+            if self.inflight_reads.values().any(|(m, _)| *m == mode) {
+                let held = batch.into_iter().map(|(q, r)| (mode, q, r));
+                self.pending_reads.extend(held);
+                continue;
+            }
             self.read_seq += 1;
             let ctx = self.read_seq.to_be_bytes().to_vec();
             match core.read_index(ctx.clone(), mode) {
                 Ok(()) => {
-                    self.inflight_reads.insert(ctx, batch);
+                    self.inflight_reads.insert(ctx, (mode, batch));
+                    issued = true;
                 }
                 Err(e) => fail_batch(batch, e.into()),
             }
         }
+        issued
     }
 
     fn process_ready(&mut self) {
@@ -359,7 +377,7 @@ impl Driver {
                 let _ = self.apply.send(ApplyMsg::Entries(rd.committed_entries));
             }
             for rs in rd.read_states {
-                if let Some(batch) = self.inflight_reads.remove(&rs.request) {
+                if let Some((_, batch)) = self.inflight_reads.remove(&rs.request) {
                     let _ = self.apply.send(ApplyMsg::Read {
                         index: rs.index,
                         batch,
@@ -367,7 +385,7 @@ impl Driver {
                 }
             }
             for req in rd.rejected_reads {
-                if let Some(batch) = self.inflight_reads.remove(&req) {
+                if let Some((_, batch)) = self.inflight_reads.remove(&req) {
                     let why = "leadership changed during the read".into();
                     fail_batch(batch, RequestError::Unavailable(why));
                 }
