@@ -42,6 +42,17 @@ impl Waiter {
 
 pub type ReadBatch = Vec<(Vec<u8>, Reply<Vec<u8>>)>;
 
+/// A waiter's outcome (the entry's index and response), sent once its batch is done.
+type Answer = (Waiter, Result<(u64, Vec<u8>), RequestError>);
+
+fn answer((waiter, outcome): Answer) {
+    match (waiter, outcome) {
+        (w, Err(e)) => w.fail(e),
+        (Waiter::Response(r), Ok((_, response))) => drop(r.send(Ok(response))),
+        (Waiter::Index(r), Ok((index, _))) => drop(r.send(Ok(index))),
+    }
+}
+
 #[derive(Debug)]
 pub enum ApplyMsg {
     Register {
@@ -67,6 +78,7 @@ pub struct Applier {
     events: mpsc::UnboundedSender<Event>,
     tx: mpsc::UnboundedSender<ApplyMsg>,
     waiters: BTreeMap<u64, (u64, Waiter)>,
+    answers: Vec<Answer>,
     reads: BTreeMap<u64, ReadBatch>,
     last_snapshot: Option<SnapshotMeta>,
     snapshotting: bool,
@@ -94,6 +106,7 @@ impl Applier {
             events,
             tx,
             waiters: BTreeMap::new(),
+            answers: Vec::new(),
             reads: BTreeMap::new(),
             last_snapshot: None,
             snapshotting: false,
@@ -170,11 +183,12 @@ impl Applier {
                     break;
                 }
                 let (index, (term, waiter)) = entry.remove_entry();
-                match waiter {
-                    _ if index != e.index || term != e.term => waiter.fail(RequestError::Lost),
-                    Waiter::Response(r) => drop(r.send(Ok(response.take().unwrap_or_default()))),
-                    Waiter::Index(r) => drop(r.send(Ok(index))),
-                }
+                let outcome = if index != e.index || term != e.term {
+                    Err(RequestError::Lost)
+                } else {
+                    Ok((index, response.take().unwrap_or_default()))
+                };
+                self.answers.push((waiter, outcome));
             }
         }
         if book_changed {
@@ -330,6 +344,9 @@ impl Applier {
                 self.serve_reads();
                 self.maybe_snapshot(false);
             }
+            // Answered last: the task woken last runs next on this worker, so the
+            // client's answer goes out before the driver handles `Applied`.
+            self.answers.drain(..).for_each(answer);
             if handled >= MAX_SLICE {
                 tokio::task::yield_now().await;
             }
