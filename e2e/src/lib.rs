@@ -1,6 +1,7 @@
 //! Whole-system tests for KubeRaft live in `tests/`.
 //!
-//! They run the real binaries (`raft-node`, `raftctl`, `raft-operator`) as processes.
+//! They run the real binaries (`raft-node`, `raftctl`, `raft-bench`, `raft-operator`) as
+//! processes.
 //! Cargo only offers `CARGO_BIN_EXE_*` inside the package that owns a binary, so
 //! [`bin_dir`] finds them in the target dir next to the running test executable
 //! (`target/<profile>/deps/<test>` → `target/<profile>/`), after building them into that
@@ -11,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The directory holding up-to-date `raft-node`, `raftctl` and `raft-operator`.
+/// The directory holding up-to-date `raft-node`, `raftctl`, `raft-bench` and `raft-operator`.
 pub fn bin_dir() -> PathBuf {
     let dir = match std::env::var_os("KUBERAFT_BIN_DIR") {
         Some(dir) => PathBuf::from(dir),
@@ -28,7 +29,7 @@ pub fn bin_dir() -> PathBuf {
             let mut build = Command::new(cargo);
             build
                 .args(["build", "-p", "kuberaft-node", "--bin", "raft-node"])
-                .args(["--bin", "raftctl"])
+                .args(["--bin", "raftctl", "--bin", "raft-bench"])
                 .args(["-p", "kuberaft-operator", "--bin", "raft-operator"])
                 .env("CARGO_TARGET_DIR", target_dir)
                 .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -40,7 +41,7 @@ pub fn bin_dir() -> PathBuf {
             profile_dir
         }
     };
-    for bin in ["raft-node", "raftctl", "raft-operator"] {
+    for bin in ["raft-node", "raftctl", "raft-bench", "raft-operator"] {
         assert!(
             dir.join(bin).is_file(),
             "{} is missing",

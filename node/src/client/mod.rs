@@ -44,7 +44,9 @@ pub struct ClientOptions {
     pub retry_budget: Duration,
     /// First backoff pause; it doubles per failure up to `backoff_max`, with jitter.
     pub backoff_base: Duration,
-    /// Longest backoff pause.
+    /// Longest backoff pause. An election takes about one election timeout, and a
+    /// client that polls at most this far apart finds the new leader soon after it wins
+    /// (etcd's client retries every 25 ms).
     pub backoff_max: Duration,
     /// Most writes one [`Client`] keeps in flight at once, one per session; further
     /// writes wait for a free session.
@@ -59,7 +61,7 @@ impl Default for ClientOptions {
             call_timeout: Duration::from_secs(2),
             retry_budget: Duration::from_secs(10),
             backoff_base: Duration::from_millis(10),
-            backoff_max: Duration::from_millis(500),
+            backoff_max: Duration::from_millis(100),
             max_sessions: 64,
             tls: None,
         }
