@@ -363,14 +363,16 @@ fn the_playground_blocks_run() {
         &subst,
     );
     let log = std::fs::File::create(tmp.path().join("playground.log")).unwrap();
-    let mut playground: Child = Command::new("bash")
-        .arg("-c")
-        .arg(format!("exec {start}"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut playground = Reaper(
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!("exec {start}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let endpoints = dir.join("endpoints");
     poll(Duration::from_secs(60), "three playground members", || {
         let text = std::fs::read_to_string(&endpoints).ok()?;
@@ -393,10 +395,10 @@ fn the_playground_blocks_run() {
     assert!(desired.contains("snapshot_request_id"), "{desired}");
 
     // Ctrl-C stops it and every member.
-    let pid = playground.id().to_string();
+    let pid = playground.0.id().to_string();
     Command::new("kill").args(["-INT", &pid]).status().unwrap();
     let status = poll(Duration::from_secs(30), "the playground to stop", || {
-        playground.try_wait().unwrap()
+        playground.0.try_wait().unwrap()
     });
     let mut text = String::new();
     std::fs::File::open(tmp.path().join("playground.log"))
@@ -405,6 +407,30 @@ fn the_playground_blocks_run() {
         .unwrap();
     assert!(status.success(), "{status:?}\n{text}");
     assert!(!endpoints.exists(), "endpoints removed at stop");
+}
+
+/// A process that is stopped when the test ends, also when it fails half-way: SIGINT
+/// (the playground then stops its members), and after 10 s SIGKILL.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
@@ -427,7 +453,7 @@ fn the_tls_block_runs() {
     std::fs::write(tmp.path().join("tls.key"), key.serialize_pem()).unwrap();
 
     let (peer, client, http) = (free_port(), free_port(), free_port());
-    let mut node = Command::new(bin.join("raft-node"))
+    let node = Command::new(bin.join("raft-node"))
         .args([
             "--name",
             "n1",
@@ -454,6 +480,7 @@ fn the_tls_block_runs() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let _node = Reaper(node);
     let b = block("target/release/raftctl --endpoints 127.0.0.1:7101 --tls-ca");
     let subst = vec![("127.0.0.1:7101".to_owned(), format!("127.0.0.1:{client}"))];
     let cmd = script(&b, &bin, &subst);
@@ -467,6 +494,4 @@ fn the_tls_block_runs() {
     // Without the CA, the same command fails.
     let plain = cmd.replace("--tls-ca ca.crt", "--timeout 1s");
     assert!(!bash(&plain, tmp.path()).status.success(), "{plain}");
-    let _ = node.kill();
-    let _ = node.wait();
 }
