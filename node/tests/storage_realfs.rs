@@ -121,6 +121,33 @@ fn segments_are_preallocated_and_closed_segments_are_trimmed() {
 }
 
 #[test]
+fn a_segment_preallocated_for_a_larger_size_is_trimmed_when_it_closes() {
+    // Created with 64 KiB segments, reopened with 1 KiB ones: the segment rotates while
+    // most of its preallocated space is unused. Only the last segment may end in zeros.
+    let dir = tempfile::tempdir().unwrap();
+    let with_size = |segment_size| WalOptions {
+        segment_size,
+        ..WalOptions::default()
+    };
+    let mut store = DiskLogStore::open(Arc::new(RealFs), dir.path(), with_size(64 << 10)).unwrap();
+    store.append(&entries(1, 5, 1)).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let mut store = DiskLogStore::open(Arc::new(RealFs), dir.path(), with_size(1024)).unwrap();
+    store.append(&entries(6, 100, 1)).unwrap();
+    store.sync().unwrap();
+    assert!(
+        store.wal().segments().len() > 1,
+        "1 KiB segments should have rotated"
+    );
+    let first = store.wal().segments()[0].path.clone();
+    assert!(std::fs::metadata(&first).unwrap().len() < 64 << 10);
+    drop(store);
+    let store = DiskLogStore::open(Arc::new(RealFs), dir.path(), with_size(1024)).unwrap();
+    assert_eq!(store.entries(1, 101, None).unwrap(), entries(1, 100, 1));
+}
+
+#[test]
 fn mid_log_corruption_refuses_to_start_naming_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = DiskLogStore::open(Arc::new(RealFs), dir.path(), opts()).unwrap();

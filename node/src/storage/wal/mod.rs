@@ -392,15 +392,11 @@ impl Wal {
         if self.active_len < self.opts.segment_size {
             return Ok(());
         }
-        // A closed segment ends at its last record: recovery accepts trailing zeros only
-        // in the last segment. Durable before the next segment exists.
-        let closing = self.segments.last().expect("the WAL always has a segment");
-        if let Some(file) = self.file.as_mut() {
-            file.set_len(self.active_len)
-                .and_then(|()| file.sync_data())
-                .map_err(Error::io("trim", &closing.path))?;
-        }
-        let seq = closing.seq + 1;
+        // Recovery accepts trailing zeros only in the last segment, and a closed one has
+        // none: the segment was preallocated to `segment_size` (when created, or when
+        // opened after recovery cut it to its last record), and its records now reach
+        // at least that far.
+        let seq = self.segments.last().map_or(0, |s| s.seq) + 1;
         let (segment, file, len) = segment::create_segment(
             self.fs.as_ref(),
             &self.dir,
