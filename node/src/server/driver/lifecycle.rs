@@ -28,9 +28,8 @@ impl Driver {
         self.core = None;
         self.transport.retain(|_| false);
         let held = std::mem::take(&mut self.pending_reads);
-        let held = held.into_iter().map(|(_, q, r)| (q, r)).collect();
-        let inflight = self.inflight_reads.drain().map(|(_, (_, batch))| batch);
-        for batch in inflight.chain([held]) {
+        let inflight = self.inflight_reads.drain().map(|(_, group)| group);
+        for (_, batch) in inflight.chain(held) {
             fail_batch(batch, RequestError::Refused("this node was removed".into()));
         }
         self.publish();

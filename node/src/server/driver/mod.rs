@@ -58,7 +58,8 @@ pub struct Driver {
     storage: Sender<PersistMsg>,
     apply: mpsc::UnboundedSender<ApplyMsg>,
     transport: Transport,
-    pending_reads: Vec<(ReadMode, Vec<u8>, Reply<Vec<u8>>)>,
+    /// Reads waiting for a ReadIndex, one group per mode, in arrival order.
+    pending_reads: Vec<Group<Reply<Vec<u8>>>>,
     inflight_reads: HashMap<Vec<u8>, (ReadMode, ReadBatch)>,
     read_seq: u64,
     /// The term in which this node, as leader, last checked its own address-book entry.
@@ -296,7 +297,7 @@ impl Driver {
             ReadKind::Raft(mode) => {
                 // Role and leader only: `status()` would copy the progress map per read.
                 if core.role() == Role::Leader {
-                    self.pending_reads.push((mode, query, reply));
+                    add_read(&mut self.pending_reads, mode, query, reply);
                 } else {
                     let leader = core.leader();
                     let leader = (leader != 0).then_some(leader);
@@ -319,12 +320,14 @@ impl Driver {
             return false;
         };
         let mut issued = false;
-        for (mode, batch) in group_reads(std::mem::take(&mut self.pending_reads)) {
+        let mut i = 0;
+        while i < self.pending_reads.len() {
+            let mode = self.pending_reads[i].0;
             if self.inflight_reads.values().any(|(m, _)| *m == mode) {
-                let held = batch.into_iter().map(|(q, r)| (mode, q, r));
-                self.pending_reads.extend(held);
+                i += 1;
                 continue;
             }
+            let (_, batch) = self.pending_reads.swap_remove(i);
             self.read_seq += 1;
             let ctx = self.read_seq.to_be_bytes().to_vec();
             match core.read_index(ctx.clone(), mode) {
@@ -546,18 +549,15 @@ fn send(core: &mut RawNode, transport: &mut Transport, m: Message) {
     }
 }
 
-/// Groups a round's reads by mode, in arrival order: each group becomes one ReadIndex.
+/// Reads of one mode that go out in one ReadIndex.
 type Group<T> = (ReadMode, Vec<(Vec<u8>, T)>);
 
-fn group_reads<T>(reads: Vec<(ReadMode, Vec<u8>, T)>) -> Vec<Group<T>> {
-    let mut by_mode: Vec<Group<T>> = Vec::new();
-    for (mode, q, r) in reads {
-        match by_mode.iter_mut().find(|(m, _)| *m == mode) {
-            Some((_, batch)) => batch.push((q, r)),
-            None => by_mode.push((mode, vec![(q, r)])),
-        }
+/// Adds a read to the group of its mode (a new one at the end if there is none).
+fn add_read<T>(groups: &mut Vec<Group<T>>, mode: ReadMode, query: Vec<u8>, reply: T) {
+    match groups.iter_mut().find(|(m, _)| *m == mode) {
+        Some((_, batch)) => batch.push((query, reply)),
+        None => groups.push((mode, vec![(query, reply)])),
     }
-    by_mode
 }
 
 fn fail_batch(batch: ReadBatch, e: RequestError) {

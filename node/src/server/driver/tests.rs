@@ -4,12 +4,10 @@ use super::*;
 
 #[test]
 fn a_round_of_reads_becomes_one_read_index_per_mode() {
-    let reads = vec![
-        (ReadMode::Safe, b"a".to_vec(), 1),
-        (ReadMode::Lease, b"b".to_vec(), 2),
-        (ReadMode::Safe, b"c".to_vec(), 3),
-    ];
-    let groups = group_reads(reads);
+    let mut groups = Vec::new();
+    add_read(&mut groups, ReadMode::Safe, b"a".to_vec(), 1);
+    add_read(&mut groups, ReadMode::Lease, b"b".to_vec(), 2);
+    add_read(&mut groups, ReadMode::Safe, b"c".to_vec(), 3);
     assert_eq!(
         groups,
         vec![
