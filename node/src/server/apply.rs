@@ -328,6 +328,8 @@ impl Applier {
             let mut handled = 0;
             while let Some(msg) = next {
                 if let Err(e) = self.handle(msg) {
+                    // What this slice applied before the stop is answered all the same.
+                    self.answers.drain(..).for_each(answer);
                     if e.is_empty() {
                         return;
                     }
@@ -364,5 +366,47 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kuberaft_raft::EntryPayload;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::server::shared::test_shared;
+    use crate::sm::kv::{KvConfig, KvStateMachine};
+
+    #[tokio::test]
+    async fn what_a_slice_applied_before_the_stop_is_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (shared, _driver) = test_shared(dir.path(), "c1");
+        let (events, _events) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sm = NodeStateMachine::new(Box::new(KvStateMachine::new(KvConfig::default())));
+        let applier = Applier::new(sm, shared, events, tx.clone());
+        let (reply, answer) = oneshot::channel();
+        let entry = |index| Entry {
+            term: 1,
+            index,
+            payload: EntryPayload::Normal(Vec::new()),
+        };
+        let (lost_reply, lost) = oneshot::channel();
+        let register = |index, term, reply| ApplyMsg::Register {
+            index,
+            term,
+            waiter: Waiter::Index(reply),
+        };
+        // All queued before the task runs: one slice, ending in the stop.
+        tx.send(register(1, 1, reply)).unwrap();
+        tx.send(register(2, 7, lost_reply)).unwrap();
+        tx.send(ApplyMsg::Entries(vec![entry(1), entry(2)]))
+            .unwrap();
+        tx.send(ApplyMsg::Stop).unwrap();
+        applier.run(rx).await;
+        assert_eq!(answer.await.unwrap().unwrap(), 1);
+        // Index 2 was applied with another term: that proposal is reported lost.
+        assert!(matches!(lost.await.unwrap(), Err(RequestError::Lost)));
     }
 }
