@@ -143,8 +143,9 @@ pub struct Status {
 }
 
 /// The scalar part of [`Status`]: cheap enough for an application to read after every
-/// round and compare with the last one it published.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// round and compare with the last one it published. The default describes no core: a
+/// follower of nobody, everything at 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Brief {
     pub role: Role,
     pub term: u64,

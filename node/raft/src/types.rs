@@ -217,8 +217,9 @@ impl MessageBody {
 }
 
 /// A node's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Role {
+    #[default]
     Follower,
     PreCandidate,
     Candidate,

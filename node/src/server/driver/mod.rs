@@ -442,16 +442,17 @@ impl Driver {
             m.apply_lag.set(b.commit.saturating_sub(b.applied) as i64);
         }
         let membership = self.core.as_ref().map(RawNode::membership);
+        let b = brief.unwrap_or_default();
         self.shared.view.send_modify(|v| {
             v.lifecycle = lifecycle;
-            v.role = brief.map_or(Role::Follower, |b| b.role);
-            v.term = brief.map_or(0, |b| b.term);
-            v.leader = brief.map_or(0, |b| b.leader);
-            v.commit = brief.map_or(0, |b| b.commit);
-            v.applied = brief.map_or(0, |b| b.applied);
-            v.last_index = brief.map_or(0, |b| b.last_index);
-            v.snapshot_index = brief.map_or(0, |b| b.snapshot_index);
-            v.config_index = brief.map_or(0, |b| b.config_index);
+            v.role = b.role;
+            v.term = b.term;
+            v.leader = b.leader;
+            v.commit = b.commit;
+            v.applied = b.applied;
+            v.last_index = b.last_index;
+            v.snapshot_index = b.snapshot_index;
+            v.config_index = b.config_index;
             match membership {
                 Some(m) if v.membership != *m => v.membership = m.clone(),
                 Some(_) => {}
