@@ -41,16 +41,22 @@ fn segments(fs: &SimFs) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Byte offsets of the records in a segment file.
+/// Byte offsets of the records in a segment file that holds nothing else.
 fn record_offsets(data: &[u8]) -> Vec<usize> {
+    let (out, end) = records_until_invalid(data);
+    assert_eq!(end, data.len(), "test setup: segment has trailing bytes");
+    out
+}
+
+/// Byte offsets of the records at the start of a segment file, and where they end.
+fn records_until_invalid(data: &[u8]) -> (Vec<usize>, usize) {
     let mut out = Vec::new();
     let mut pos = SEGMENT_HEADER_LEN;
     while let Frame::Record { len, .. } = codec::decode_record(&data[pos..]) {
         out.push(pos);
         pos += len;
     }
-    assert_eq!(pos, data.len(), "test setup: segment has trailing bytes");
-    out
+    (out, pos)
 }
 
 /// One segment holding entries 1..=8 (each synced separately), hard state commit 8.
@@ -469,9 +475,9 @@ fn cutting_a_torn_tail_logs_a_warning() {
     });
 }
 
-/// A preallocated segment: entries 1..=8, then zeros up to 64 KiB. Returns the offset
-/// where the zeros begin.
-fn preallocated_log() -> (SimFs, PathBuf, usize) {
+/// A preallocated segment: entries 1..=8, then zeros up to 64 KiB. Returns where the
+/// last record starts and where the zeros begin.
+fn preallocated_log() -> (SimFs, PathBuf, usize, usize) {
     let fs = SimFs::new();
     let mut store = open_with(&fs, 64 << 10, true).unwrap();
     for i in 1..=8 {
@@ -485,24 +491,13 @@ fn preallocated_log() -> (SimFs, PathBuf, usize) {
         64 << 10,
         "test setup: the segment is preallocated"
     );
-    let end = *record_offsets_until_zeros(&data).last().unwrap();
-    (fs, path, end)
-}
-
-/// Record boundaries up to the first byte that does not start a record.
-fn record_offsets_until_zeros(data: &[u8]) -> Vec<usize> {
-    let mut out = vec![SEGMENT_HEADER_LEN];
-    let mut pos = SEGMENT_HEADER_LEN;
-    while let Frame::Record { len, .. } = codec::decode_record(&data[pos..]) {
-        pos += len;
-        out.push(pos);
-    }
-    out
+    let (offsets, end) = records_until_invalid(&data);
+    (fs, path, *offsets.last().unwrap(), end)
 }
 
 #[test]
 fn the_zeros_of_a_preallocated_segment_are_its_end_and_need_no_repair() {
-    let (fs, path, end) = preallocated_log();
+    let (fs, path, _, end) = preallocated_log();
     assert!(fs.contents(&path).unwrap()[end..].iter().all(|&b| b == 0));
     let counter = Arc::new(WarnCounter(Default::default()));
     tracing::subscriber::with_default(counter.clone(), || {
@@ -529,11 +524,9 @@ fn the_zeros_of_a_preallocated_segment_are_its_end_and_need_no_repair() {
 
 #[test]
 fn a_record_torn_inside_preallocated_space_is_cut() {
-    let (fs, path, end) = preallocated_log();
+    let (fs, path, last, end) = preallocated_log();
     let mut data = fs.contents(&path).unwrap();
     // Half of a record landed before the crash; zeros follow it.
-    let offsets = record_offsets_until_zeros(&data);
-    let last = offsets[offsets.len() - 2];
     let half: Vec<u8> = data[last..end][..(end - last) / 2].to_vec();
     data[end..end + half.len()].copy_from_slice(&half);
     fs.corrupt(&path, data).unwrap();
@@ -547,11 +540,9 @@ fn a_record_torn_inside_preallocated_space_is_cut() {
 
 #[test]
 fn zeros_then_a_valid_record_are_refused() {
-    let (fs, path, end) = preallocated_log();
+    let (fs, path, last, end) = preallocated_log();
     let mut data = fs.contents(&path).unwrap();
     // A synced record beyond a run of zeros: the bytes between were lost.
-    let offsets = record_offsets_until_zeros(&data);
-    let last = offsets[offsets.len() - 2];
     let record = data[last..end].to_vec();
     data[end + 100..end + 100 + record.len()].copy_from_slice(&record);
     fs.corrupt(&path, data).unwrap();
