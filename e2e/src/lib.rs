@@ -10,7 +10,8 @@
 //! build.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
 
 /// The directory holding up-to-date `raft-node`, `raftctl`, `raft-bench` and `raft-operator`.
 pub fn bin_dir() -> PathBuf {
@@ -49,4 +50,24 @@ pub fn bin_dir() -> PathBuf {
         );
     }
     dir
+}
+
+/// Stops `child` gracefully: sends `signal` (`"TERM"`, `"INT"`), waits up to `grace` for
+/// it to exit, then SIGKILLs it. Its exit status, if it could be read.
+pub fn stop_child(child: &mut Child, signal: &str, grace: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait().ok()
 }

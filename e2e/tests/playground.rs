@@ -88,18 +88,7 @@ impl Playground {
     /// SIGTERM, as Ctrl-C would; the playground stops its members and exits.
     fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        child.wait().ok()
+        kuberaft_e2e::stop_child(&mut child, "TERM", Duration::from_secs(20))
     }
 
     fn dump_log(&self) {

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -189,21 +189,9 @@ impl ChildOperator {
 
     /// SIGTERM, as the kubelet would send; SIGKILL if it does not exit in time.
     fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Some(mut child) = self.child.take() {
+            kuberaft_e2e::stop_child(&mut child, "TERM", Duration::from_secs(20));
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 
