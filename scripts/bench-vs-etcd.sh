@@ -20,7 +20,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release
 
-die() { echo "bench-vs-etcd: $*" >&2; exit 1; }
+NAME=bench-vs-etcd
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 for tool in etcd protoc curl awk cargo; do
     command -v "$tool" >/dev/null || die "$tool not found (etcd: apt-get install etcd-server; protoc: apt-get install protobuf-compiler)"
@@ -41,20 +43,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for offset in $(seq 0 32); do
-    port_free $((BASE_PORT + offset)) || die "port $((BASE_PORT + offset)) is in use; set BASE_PORT"
-done
-
-# Polls a condition every 100 ms until it holds or the deadline passes.
-wait_for() {
-    local what=$1 seconds=$2; shift 2
-    local deadline=$((SECONDS + seconds))
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || die "timed out waiting for $what (logs in $WORK; KEEP=1 keeps them)"
-        sleep 0.1
-    done
-}
+require_free_ports "$BASE_PORT" 33
 
 echo "== building release binaries (raft-node, raftctl, raft-bench with the etcd driver)"
 (cd "$ROOT" && cargo build --release -q -p kuberaft-node --features etcd \

@@ -27,7 +27,10 @@ ELECTION_TICKS=${ELECTION_TICKS:-10}
 BASE_PORT=${BASE_PORT:-23100}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-die() { echo "failover: $*" >&2; exit 1; }
+NAME=failover
+POLL=0.05
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 for tool in curl sed awk; do
     command -v "$tool" >/dev/null || die "$tool not found"
@@ -55,20 +58,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for offset in $(seq 0 9); do
-    port_free $((BASE_PORT + offset)) || die "port $((BASE_PORT + offset)) is in use; set BASE_PORT"
-done
-
-# Polls a condition every 50 ms until it holds or the deadline passes.
-wait_for() {
-    local what=$1 seconds=$2; shift 2
-    local deadline=$((SECONDS + seconds))
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || die "timed out waiting for $what (logs in $WORK; KEEP=1 keeps them)"
-        sleep 0.05
-    done
-}
+require_free_ports "$BASE_PORT" 10
 
 peer() { echo "127.0.0.1:$((BASE_PORT + $1 * 3 - 3))"; }
 client() { echo "127.0.0.1:$((BASE_PORT + $1 * 3 - 2))"; }
