@@ -248,6 +248,113 @@ async fn client_cas_delete_and_paged_range() {
     assert!(!client.delete("new").await.unwrap());
 }
 
+/// A leader that holds calls without answering (paused, or cut off with its sockets
+/// open), a follower that names the new leader, and the new leader.
+async fn stalled_leader_and_successor() -> (Fake, Fake, Fake) {
+    let successor = Fake::start(Script::default()).await;
+    let follower = Fake::start(Script {
+        not_leader: Some(successor.addr.clone()),
+        ..Script::default()
+    })
+    .await;
+    let stalled = Fake::start(Script {
+        stall: Some(Duration::from_secs(3600)),
+        ..Script::default()
+    })
+    .await;
+    (stalled, follower, successor)
+}
+
+#[tokio::test]
+async fn client_moves_a_call_off_a_leader_that_stopped_answering() {
+    let (stalled, follower, successor) = stalled_leader_and_successor().await;
+    // The budget is far shorter than one call's deadline: waiting on the stalled member
+    // would spend all of it, so only the probes can get the write through.
+    let options = ClientOptions {
+        call_timeout: Duration::from_secs(60),
+        retry_budget: Duration::from_secs(10),
+        leader_probe: Some(Duration::from_millis(50)),
+        ..options()
+    };
+    let endpoints = [&stalled, &follower, &successor].map(|f| f.addr.clone());
+    let client = Client::connect(&endpoints, options).unwrap();
+
+    client.put("k", "v").await.unwrap();
+
+    assert_eq!(
+        stalled.count("open_session"),
+        1,
+        "the call went there first"
+    );
+    assert_eq!(successor.count("put"), 1);
+    assert_eq!(follower.count("put") + stalled.count("put"), 0);
+    assert!(
+        follower.count("get") >= 1,
+        "the follower was asked who leads"
+    );
+    let got = client
+        .get("k", ReadConsistency::Linearizable)
+        .await
+        .unwrap();
+    assert_eq!(got.unwrap().value.as_ref(), b"v");
+}
+
+#[tokio::test]
+async fn client_without_leader_probes_waits_on_a_stalled_leader() {
+    let (stalled, follower, successor) = stalled_leader_and_successor().await;
+    let options = ClientOptions {
+        call_timeout: Duration::from_secs(60),
+        retry_budget: Duration::from_millis(300),
+        leader_probe: None,
+        ..options()
+    };
+    let endpoints = [&stalled, &follower, &successor].map(|f| f.addr.clone());
+    let client = Client::connect(&endpoints, options).unwrap();
+
+    let err = client.put("k", "v").await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+    assert_eq!(
+        successor.state().calls.len(),
+        0,
+        "nothing reached the new leader"
+    );
+    assert_eq!(follower.state().calls.len(), 0, "and nobody was asked");
+}
+
+#[tokio::test]
+async fn client_keeps_waiting_on_a_slow_leader_the_others_still_name() {
+    let slow = Fake::start(Script {
+        stall: Some(Duration::from_millis(400)),
+        ..Script::default()
+    })
+    .await;
+    let mut followers = Vec::new();
+    for _ in 0..2 {
+        followers.push(
+            Fake::start(Script {
+                not_leader: Some(slow.addr.clone()),
+                ..Script::default()
+            })
+            .await,
+        );
+    }
+    let options = ClientOptions {
+        leader_probe: Some(Duration::from_millis(50)),
+        ..options()
+    };
+    let endpoints = [&slow, &followers[0], &followers[1]].map(|f| f.addr.clone());
+    let client = Client::connect(&endpoints, options).unwrap();
+
+    client.put("k", "v").await.unwrap();
+
+    assert_eq!(slow.count("open_session"), 1);
+    assert_eq!(slow.count("put"), 1);
+    for f in &followers {
+        assert!(f.count("get") >= 1, "each follower was asked who leads");
+        assert_eq!(f.count("open_session") + f.count("put"), 0, "no call moved");
+    }
+}
+
 #[tokio::test]
 async fn client_names_every_endpoint_when_no_member_answers() {
     let (a, b) = (dead_addr().await, dead_addr().await);

@@ -48,6 +48,13 @@ pub struct ClientOptions {
     /// client that polls at most this far apart finds the new leader soon after it wins
     /// (etcd's client retries every 25 ms).
     pub backoff_max: Duration,
+    /// How long a leader-only call waits before the client starts asking the other
+    /// members who leads, again at each such interval while the call lasts. A member
+    /// that answers the probe (a lease read) as leader, or names a leader other than the
+    /// one being waited on, gets the call instead (the same request: a write keeps its
+    /// session sequence number). A paused or cut-off leader then costs about an
+    /// election, not `call_timeout`. `None`: wait for `call_timeout`.
+    pub leader_probe: Option<Duration>,
     /// Most writes one [`Client`] keeps in flight at once, one per session; further
     /// writes wait for a free session.
     pub max_sessions: usize,
@@ -62,6 +69,7 @@ impl Default for ClientOptions {
             retry_budget: Duration::from_secs(10),
             backoff_base: Duration::from_millis(10),
             backoff_max: Duration::from_millis(100),
+            leader_probe: Some(Duration::from_millis(250)),
             max_sessions: 64,
             tls: None,
         }

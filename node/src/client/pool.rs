@@ -1,6 +1,7 @@
 //! Connections to the members and the retry loop every call goes through: pick a
-//! member, run the RPC under the per-call deadline, then follow a NotLeader hint, rotate
-//! to the next member, or give up when the overall budget is spent.
+//! member, run the RPC under the per-call deadline (asking the other members who leads
+//! while a leader-only call waits), then follow a NotLeader hint, rotate to the next
+//! member, or give up when the overall budget is spent.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,6 +14,11 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::ClientOptions;
 use super::error::{Error, Failure, Result, describe};
+use crate::pb::kv::kv_client::KvClient;
+use crate::pb::kv::{GetRequest, ReadConsistency as PbConsistency};
+
+/// The key a leader probe reads: any key does; this one says what the read is for.
+const PROBE_KEY: &[u8] = b"kuberaft.leader-probe";
 
 /// Where a call may be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,16 +131,32 @@ impl Pool {
                 .call_timeout
                 .min(give_up_at.saturating_duration_since(now));
             let outcome = match self.channel(&target) {
-                Ok(channel) => match tokio::time::timeout(per_call, rpc(channel)).await {
-                    Ok(Ok(value)) => {
-                        if route == Route::Leader {
-                            self.lock().leader = Some(target);
+                Ok(channel) => {
+                    let attempt = tokio::time::timeout(per_call, rpc(channel));
+                    let moved = async {
+                        match self.options.leader_probe {
+                            Some(every) if route == Route::Leader && self.endpoints.len() > 1 => {
+                                self.leader_elsewhere(&target, every).await
+                            }
+                            _ => std::future::pending().await,
                         }
-                        return Ok(value);
+                    };
+                    tokio::select! {
+                        biased;
+                        answer = attempt => match answer {
+                            Ok(Ok(value)) => {
+                                if route == Route::Leader {
+                                    self.lock().leader = Some(target);
+                                }
+                                return Ok(value);
+                            }
+                            Ok(Err(status)) => Failure::classify(status),
+                            Err(_) => Failure::Retry(format!("no answer within {per_call:?}")),
+                        },
+                        // The call is dropped (its stream reset) and goes to the new leader.
+                        leader = moved => Failure::NotLeader(Some(leader)),
                     }
-                    Ok(Err(status)) => Failure::classify(status),
-                    Err(_) => Failure::Retry(format!("no answer within {per_call:?}")),
-                },
+                }
                 // A hint with an address this client cannot dial: try the others.
                 Err(e) => Failure::Retry(e.to_string()),
             };
@@ -189,6 +211,44 @@ impl Pool {
                 });
             }
             tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// Resolves once a member other than `current` answers a probe as the leader or
+    /// names a leader other than `current`; pends while every member names `current`,
+    /// knows no leader, or does not answer. Probes start after `every` and repeat at
+    /// that interval, each bounded by it.
+    async fn leader_elsewhere(&self, current: &str, every: Duration) -> String {
+        loop {
+            tokio::time::sleep(every).await;
+            let probes = self
+                .endpoints
+                .iter()
+                .filter(|e| *e != current)
+                .map(|e| self.probe_leader(e, every));
+            let answers = futures::future::join_all(probes).await;
+            if let Some(leader) = answers.into_iter().flatten().find(|l| l != current) {
+                tracing::debug!(from = %current, to = %leader, "another member leads now");
+                return leader;
+            }
+        }
+    }
+
+    /// Who `addr` says leads: itself when it serves a lease read, else its NotLeader
+    /// hint. `None` when it knows no leader, fails or takes longer than `within`.
+    async fn probe_leader(&self, addr: &str, within: Duration) -> Option<String> {
+        let channel = self.channel(addr).ok()?;
+        let request = GetRequest {
+            key: PROBE_KEY.to_vec(),
+            consistency: PbConsistency::Lease as i32,
+        };
+        match tokio::time::timeout(within, KvClient::new(channel).get(request)).await {
+            Ok(Ok(_)) => Some(addr.to_owned()),
+            Ok(Err(status)) => match Failure::classify(status) {
+                Failure::NotLeader(hint) => hint,
+                _ => None,
+            },
+            Err(_) => None,
         }
     }
 

@@ -33,6 +33,9 @@ pub struct Script {
     pub expire_when_answer_lost: bool,
     /// Serve at most this many pairs per range page (0: no limit).
     pub page: u64,
+    /// Hold every leader-only KV call this long before serving it, as a paused or
+    /// cut-off leader (or a slow one) does.
+    pub stall: Option<std::time::Duration>,
 }
 
 /// One write as the fake received it.
@@ -139,6 +142,16 @@ impl Service {
         }
     }
 
+    /// [`Service::gate`], then the script's stall for a leader-only call it serves.
+    pub async fn enter(&self, call: &'static str, leader_only: bool) -> Result<(), Status> {
+        self.gate(call, leader_only)?;
+        let stall = self.0.lock().unwrap().script.stall;
+        if let Some(stall) = stall.filter(|_| leader_only) {
+            tokio::time::sleep(stall).await;
+        }
+        Ok(())
+    }
+
     fn header(s: &State) -> Option<ResponseHeader> {
         Some(ResponseHeader {
             revision: s.revision,
@@ -156,7 +169,7 @@ impl Service {
         session: Option<Session>,
         apply: impl FnOnce(&mut State) -> R,
     ) -> Result<Response<R>, Status> {
-        self.gate(op, true)?;
+        self.enter(op, true).await?;
         let session = session.ok_or_else(|| Status::invalid_argument("no session"))?;
         {
             let mut s = self.0.lock().unwrap();
@@ -231,7 +244,7 @@ impl Kv for Service {
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         let r = request.into_inner();
         let stale = r.consistency == ReadConsistency::Stale as i32;
-        self.gate("get", !stale)?;
+        self.enter("get", !stale).await?;
         let s = self.0.lock().unwrap();
         Ok(Response::new(GetResponse {
             header: Self::header(&s),
@@ -294,7 +307,8 @@ impl Kv for Service {
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
         let r = request.into_inner();
-        self.gate("range", r.consistency != ReadConsistency::Stale as i32)?;
+        self.enter("range", r.consistency != ReadConsistency::Stale as i32)
+            .await?;
         let s = self.0.lock().unwrap();
         let mut limit = r.limit;
         if s.script.page > 0 && (limit == 0 || limit > s.script.page) {
@@ -322,7 +336,7 @@ impl Kv for Service {
         &self,
         _request: Request<OpenSessionRequest>,
     ) -> Result<Response<OpenSessionResponse>, Status> {
-        self.gate("open_session", true)?;
+        self.enter("open_session", true).await?;
         let mut s = self.0.lock().unwrap();
         s.revision += 1;
         s.sessions_opened += 1;
