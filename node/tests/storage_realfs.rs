@@ -5,8 +5,9 @@ use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use kuberaft_node::storage::codec;
 use kuberaft_node::storage::conformance::{entries, entry, meta};
-use kuberaft_node::storage::fs::RealFs;
+use kuberaft_node::storage::fs::{Fs, RealFs};
 use kuberaft_node::storage::{
     DiskLogStore, Error, GroupCommit, LogStore, SnapshotStore, Wal, WalOptions,
 };
@@ -145,6 +146,54 @@ fn a_segment_preallocated_for_a_larger_size_is_trimmed_when_it_closes() {
     drop(store);
     let store = DiskLogStore::open(Arc::new(RealFs), dir.path(), with_size(1024)).unwrap();
     assert_eq!(store.entries(1, 101, None).unwrap(), entries(1, 100, 1));
+}
+
+#[test]
+fn recovery_skips_the_holes_of_a_preallocated_segment_but_not_a_record_beyond_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || WalOptions {
+        segment_size: 64 << 20,
+        ..WalOptions::default()
+    };
+    let mut store = DiskLogStore::open(Arc::new(RealFs), dir.path(), opts()).unwrap();
+    store.append(&entries(1, 10, 1)).unwrap();
+    store.sync().unwrap();
+    let segment = store.wal().segments()[0].path.clone();
+    drop(store);
+
+    // The 64 MiB segment is read only as far as it was written.
+    let data = RealFs.read_data(&segment).unwrap();
+    assert!(
+        data.len() < 1 << 20,
+        "read {} bytes of a segment holding 10 small entries",
+        data.len()
+    );
+    let store = DiskLogStore::open(Arc::new(RealFs), dir.path(), opts()).unwrap();
+    assert_eq!(store.entries(1, 11, None).unwrap(), entries(1, 10, 1));
+    drop(store);
+
+    // A valid record far beyond the written part, past a hole, is still seen: zeros
+    // followed by a record are damage, not the end of the log.
+    let mut record = Vec::new();
+    codec::encode_entry_record(&entry(11, 1), &mut record);
+    let far = 40u64 << 20;
+    let file = OpenOptions::new().write(true).open(&segment).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &record, far).unwrap();
+    drop(file);
+    assert_eq!(
+        RealFs.read_data(&segment).unwrap()[far as usize..][..record.len()],
+        record[..]
+    );
+    let err = DiskLogStore::open(Arc::new(RealFs), dir.path(), opts()).unwrap_err();
+    let Error::CorruptWal { path, .. } = &err else {
+        panic!("expected CorruptWal, got {err}")
+    };
+    assert_eq!(path, &segment);
+    assert!(
+        err.to_string()
+            .contains(&format!("valid record follows at byte {far}")),
+        "{err}"
+    );
 }
 
 #[test]

@@ -38,6 +38,14 @@ pub trait Fs: Send + Sync + Debug {
         Ok(out)
     }
 
+    /// Reads a file up to the end of its last data extent: whatever follows is a hole
+    /// and reads as zeros, so it is left out. A preallocated WAL segment (sparse, see
+    /// `WalOptions::preallocate`) is then read only as far as it was written. The
+    /// default, for filesystems that know no holes, reads the whole file.
+    fn read_data(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.read(path)
+    }
+
     /// The names (not paths) of the regular files in `dir`, sorted.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
 

@@ -51,6 +51,16 @@ impl Fs for RealFs {
         fs::read(path)
     }
 
+    #[cfg(target_os = "linux")]
+    fn read_data(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let mut file = File::open(path)?;
+        let end = data_end(&file)?;
+        file.seek(SeekFrom::Start(0))?;
+        let mut out = Vec::with_capacity(usize::try_from(end).unwrap_or(0));
+        file.take(end).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -76,6 +86,26 @@ impl Fs for RealFs {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
+}
+
+/// Where the last data extent of `file` ends (`SEEK_DATA`/`SEEK_HOLE`): every byte
+/// after it is in a hole. Linux reports a file on a filesystem without holes as one
+/// extent, so the answer is then the file's length.
+#[cfg(target_os = "linux")]
+fn data_end(file: &File) -> io::Result<u64> {
+    use rustix::fs::{SeekFrom as Whence, seek};
+    let len = file.metadata()?.len();
+    let mut end = 0;
+    while end < len {
+        let data = match seek(file, Whence::Data(end)) {
+            Ok(offset) => offset,
+            // Nothing but a hole from `end` on.
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        end = seek(file, Whence::Hole(data))?;
+    }
+    Ok(end.min(len))
 }
 
 #[derive(Debug)]
