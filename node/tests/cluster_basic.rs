@@ -510,6 +510,19 @@ async fn joint_change_transfer_and_removal_are_final() {
     assert_eq!(to.leader_id, id3);
     assert_eq!(leader_of(&[&n1, &n3]).await, 1);
     put(&n3, "after-transfer", "1").await.unwrap();
+    // A retried transfer to the member that now leads reports success, wherever the
+    // retry lands (a client moves a call that waits too long to the new leader).
+    for node in [&n1, &n3] {
+        let again = node
+            .admin()
+            .await
+            .transfer_leadership(admin::TransferLeadershipRequest { to: id3 })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(again.leader_id, id3);
+    }
+    assert_eq!(leader_of(&[&n1, &n3]).await, 1);
 }
 
 /// A follower removed by a single-member change holds its removal in its log, but the

@@ -359,7 +359,13 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::TransferLeadershipResponse>, Status> {
         let to = r.into_inner().to;
         let view = self.shared.view();
-        if view.role != Role::Leader && view.leader != 0 && (to == 0 || to == view.leader) {
+        // A retry of a transfer that already happened (here, or to this very node) is
+        // answered with where leadership is, not refused.
+        let done = match view.role {
+            Role::Leader => to == self.shared.node_id,
+            _ => view.leader != 0 && (to == 0 || to == view.leader),
+        };
+        if done {
             return Ok(Response::new(pb::TransferLeadershipResponse {
                 leader_id: view.leader,
             }));
