@@ -265,19 +265,32 @@ async fn stalled_leader_and_successor() -> (Fake, Fake, Fake) {
     (stalled, follower, successor)
 }
 
+/// A client of `fakes`, in that order, whose calls have a minute each: only the
+/// budget and the leader probes bound how long a call waits on one member.
+fn patient_client(
+    fakes: [&Fake; 3],
+    retry_budget: Duration,
+    leader_probe: Option<Duration>,
+) -> Client {
+    let options = ClientOptions {
+        call_timeout: Duration::from_secs(60),
+        retry_budget,
+        leader_probe,
+        ..options()
+    };
+    Client::connect(&fakes.map(|f| f.addr.clone()), options).unwrap()
+}
+
 #[tokio::test]
 async fn client_moves_a_call_off_a_leader_that_stopped_answering() {
     let (stalled, follower, successor) = stalled_leader_and_successor().await;
     // The budget is far shorter than one call's deadline: waiting on the stalled member
     // would spend all of it, so only the probes can get the write through.
-    let options = ClientOptions {
-        call_timeout: Duration::from_secs(60),
-        retry_budget: Duration::from_secs(10),
-        leader_probe: Some(Duration::from_millis(50)),
-        ..options()
-    };
-    let endpoints = [&stalled, &follower, &successor].map(|f| f.addr.clone());
-    let client = Client::connect(&endpoints, options).unwrap();
+    let client = patient_client(
+        [&stalled, &follower, &successor],
+        Duration::from_secs(10),
+        Some(Duration::from_millis(50)),
+    );
 
     client.put("k", "v").await.unwrap();
 
@@ -302,14 +315,11 @@ async fn client_moves_a_call_off_a_leader_that_stopped_answering() {
 #[tokio::test]
 async fn client_without_leader_probes_waits_on_a_stalled_leader() {
     let (stalled, follower, successor) = stalled_leader_and_successor().await;
-    let options = ClientOptions {
-        call_timeout: Duration::from_secs(60),
-        retry_budget: Duration::from_millis(300),
-        leader_probe: None,
-        ..options()
-    };
-    let endpoints = [&stalled, &follower, &successor].map(|f| f.addr.clone());
-    let client = Client::connect(&endpoints, options).unwrap();
+    let client = patient_client(
+        [&stalled, &follower, &successor],
+        Duration::from_millis(300),
+        None,
+    );
 
     let err = client.put("k", "v").await.unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err}");
@@ -338,12 +348,11 @@ async fn client_keeps_waiting_on_a_slow_leader_the_others_still_name() {
             .await,
         );
     }
-    let options = ClientOptions {
-        leader_probe: Some(Duration::from_millis(50)),
-        ..options()
-    };
-    let endpoints = [&slow, &followers[0], &followers[1]].map(|f| f.addr.clone());
-    let client = Client::connect(&endpoints, options).unwrap();
+    let client = patient_client(
+        [&slow, &followers[0], &followers[1]],
+        Duration::from_secs(10),
+        Some(Duration::from_millis(50)),
+    );
 
     client.put("k", "v").await.unwrap();
 
