@@ -1,7 +1,8 @@
 //! WAL benchmark: append + fdatasync throughput and latency with 1, 8 and 64 proposer
 //! threads sharing one group-committing WAL (256-byte entries), printed beside a raw
 //! probe of this disk (4 KiB append + fdatasync in a loop), so the table shows how close
-//! group commit gets to the physical limit.
+//! group commit gets to the physical limit. Then recovery: opening a WAL whose one
+//! preallocated 64 MiB segment holds about 6 MB of entries, as a restarting member does.
 //!
 //! `cargo bench -p kuberaft-node --bench wal`. Files go to `KUBERAFT_BENCH_DIR` or the
 //! target's tmp dir (on the real disk, not tmpfs, which would make fsync free).
@@ -104,6 +105,27 @@ fn run_proposers(proposers: usize, total: usize, stats: &Mutex<Stats>) -> Durati
     elapsed
 }
 
+/// Entries in the recovery benchmark's WAL: about 6 MB, a tenth of one segment.
+const RECOVERY_ENTRIES: u64 = 20_000;
+
+/// A WAL in a fresh directory holding `entries` 256-byte entries, synced.
+fn written_wal(entries: u64) -> tempfile::TempDir {
+    let dir = bench_dir();
+    let (mut wal, _) = Wal::open(Arc::new(RealFs), dir.path(), WalOptions::default()).unwrap();
+    let batch: Vec<Entry> = (1..=entries)
+        .map(|index| Entry {
+            term: 1,
+            index,
+            payload: EntryPayload::Normal(vec![index as u8; ENTRY_BYTES]),
+        })
+        .collect();
+    for chunk in batch.chunks(1000) {
+        wal.append(chunk).unwrap();
+    }
+    wal.sync().unwrap();
+    dir
+}
+
 fn main() {
     // `cargo bench` passes --bench; under `cargo test --benches` run a smoke version.
     let full = std::env::args().any(|a| a == "--bench");
@@ -133,6 +155,19 @@ fn main() {
         });
         results.push((proposers, probe, stats.into_inner().unwrap()));
     }
+    group.finish();
+
+    let entries = if full { RECOVERY_ENTRIES } else { 100 };
+    let dir = written_wal(entries);
+    let mut group = c.benchmark_group("wal_recovery");
+    group.throughput(Throughput::Elements(entries));
+    group.bench_function(BenchmarkId::new("entries", entries), |b| {
+        b.iter(|| {
+            let (_, recovered) =
+                Wal::open(Arc::new(RealFs), dir.path(), WalOptions::default()).unwrap();
+            assert_eq!(recovered.last_index(), entries);
+        })
+    });
     group.finish();
     c.final_summary();
 
