@@ -9,13 +9,21 @@ use client_support::{Fake, Script, dead_addr};
 use kuberaft_node::pb::admin::{MemberKind, PrepareJoinResponse, Role, StatusResponse};
 
 async fn raftctl(args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_raftctl"))
+    raftctl_with_log(args, None).await
+}
+
+/// `raftctl` with `RUST_LOG` set to `log`, or unset.
+async fn raftctl_with_log(args: &[&str], log: Option<&str>) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_raftctl"));
+    command
         .args(args)
         .env_remove("RAFTCTL_ENDPOINTS")
         .env_remove("RAFTCTL_ADMIN_TOKEN_FILE")
-        .output()
-        .await
-        .unwrap()
+        .env_remove("RUST_LOG");
+    if let Some(log) = log {
+        command.env("RUST_LOG", log);
+    }
+    command.output().await.unwrap()
 }
 
 fn stdout(out: &Output) -> String {
@@ -190,6 +198,27 @@ async fn client_raftctl_says_in_one_line_that_no_member_answers() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("raftctl: no member answered"), "{err}");
     assert!(err.contains(&format!("(tried {a}, {b})")), "{err}");
+    assert!(stdout(&out).is_empty());
+}
+
+#[tokio::test]
+async fn client_raftctl_logs_its_retries_on_stderr_when_rust_log_asks() {
+    let a = dead_addr().await;
+    let args = ["--endpoints", &a, "--timeout", "200ms", "get", "k"];
+    let out = raftctl_with_log(&args, Some("kuberaft_node::client=debug")).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let retries = err
+        .lines()
+        .filter(|l| l.contains("DEBUG") && l.contains("call failed; trying another member"))
+        .count();
+    assert!(retries >= 2, "{err}");
+    assert!(
+        !err.contains('\x1b'),
+        "no colours when stderr is not a terminal: {err}"
+    );
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("raftctl: no member answered"), "{err}");
     assert!(stdout(&out).is_empty());
 }
 

@@ -124,6 +124,7 @@ impl Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    kuberaft_node::client::cli::init_tracing();
     if cli.target == Target::Etcd && !cfg!(feature = "etcd") {
         Cli::command()
             .error(

@@ -117,6 +117,7 @@ enum MemberCommand {
 
 fn main() -> ExitCode {
     let cli = parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    kuberaft_node::client::cli::init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -3,6 +3,7 @@
 //! output are made from.
 
 use std::fmt;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,6 +13,19 @@ use serde::Serialize;
 use super::admin_pb::{MemberKind, Role, StatusResponse};
 use super::{KeyValue, ReadConsistency};
 use crate::tls::{ClientTls, TlsError};
+
+/// Diagnostics of both tools on stderr, only when `RUST_LOG` asks for them (e.g.
+/// `RUST_LOG=kuberaft_node::client=debug` shows every retry, hint followed and leader
+/// probe), so tables and JSON on stdout stay as they are.
+pub fn init_tracing() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init();
+    }
+}
 
 /// The `--consistency` flag of both tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
