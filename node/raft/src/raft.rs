@@ -513,6 +513,14 @@ impl Raft {
                     self.election_elapsed = 0;
                 }
                 self.send(from, term, MessageBody::VoteResp { pre, reject: false });
+                // Two nodes that timed out together would each win the other's pre-vote,
+                // then each vote for itself and split the election, costing another
+                // timeout. Of two such pre-candidates the one with the lower id steps
+                // back (its election timer restarts), so the other wins at once.
+                if self.role == Role::PreCandidate && term == self.term + 1 && from > self.id {
+                    let term = self.term;
+                    self.become_follower(term, NO_NODE);
+                }
             } else {
                 self.vote = from;
                 self.election_elapsed = 0;
