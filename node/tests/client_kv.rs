@@ -365,6 +365,43 @@ async fn client_keeps_waiting_on_a_slow_leader_the_others_still_name() {
 }
 
 #[tokio::test]
+async fn client_keeps_a_slow_call_on_a_leader_that_still_answers_probes() {
+    // The followers spell the leader's address differently from the client's endpoint
+    // list, as a member's advertised address often is.
+    let slow = Fake::start(Script {
+        stall: Some(Duration::from_millis(400)),
+        stall_only: vec!["open_session", "put"],
+        ..Script::default()
+    })
+    .await;
+    let spelled_otherwise = format!("http://{}", slow.addr);
+    let mut followers = Vec::new();
+    for _ in 0..2 {
+        followers.push(
+            Fake::start(Script {
+                not_leader: Some(spelled_otherwise.clone()),
+                ..Script::default()
+            })
+            .await,
+        );
+    }
+    let client = patient_client(
+        [&slow, &followers[0], &followers[1]],
+        Duration::from_secs(10),
+        Some(Duration::from_millis(50)),
+    );
+
+    client.put("k", "v").await.unwrap();
+
+    assert_eq!(slow.count("open_session"), 1, "the call was not restarted");
+    assert_eq!(slow.count("put"), 1);
+    assert!(slow.count("get") >= 1, "the leader itself was probed");
+    for f in &followers {
+        assert_eq!(f.count("open_session") + f.count("put"), 0);
+    }
+}
+
+#[tokio::test]
 async fn client_names_every_endpoint_when_no_member_answers() {
     let (a, b) = (dead_addr().await, dead_addr().await);
     let options = ClientOptions {

@@ -48,12 +48,14 @@ pub struct ClientOptions {
     /// client that polls at most this far apart finds the new leader soon after it wins
     /// (etcd's client retries every 25 ms).
     pub backoff_max: Duration,
-    /// How long a leader-only call waits before the client starts asking the other
-    /// members who leads, again at each such interval while the call lasts. A member
-    /// that answers the probe (a lease read) as leader, or names a leader other than the
-    /// one being waited on, gets the call instead (the same request: a write keeps its
-    /// session sequence number). A paused or cut-off leader then costs about an
-    /// election, not `call_timeout`. `None`: wait for `call_timeout`.
+    /// How long a leader-only call waits before the client starts asking the members
+    /// who leads (a lease read, which a follower refuses naming its leader), again at
+    /// each such interval while the call lasts. Once the member being waited on no
+    /// longer answers as leader and another member answers as leader, or is named as
+    /// one, the call goes there (the same request: a write keeps its session sequence
+    /// number). A paused or cut-off leader then costs about an election, not
+    /// `call_timeout`; a slow call on a live leader stays. `None`: wait for
+    /// `call_timeout`.
     pub leader_probe: Option<Duration>,
     /// Most writes one [`Client`] keeps in flight at once, one per session; further
     /// writes wait for a free session.

@@ -214,20 +214,30 @@ impl Pool {
         }
     }
 
-    /// Resolves once a member other than `current` answers a probe as the leader or
-    /// names a leader other than `current`; pends while every member names `current`,
-    /// knows no leader, or does not answer. Probes start after `every` and repeat at
-    /// that interval, each bounded by it.
+    /// Resolves with a new leader's address once `current` no longer answers a probe as
+    /// the leader (it is paused, cut off, or deposed) while another member answers as
+    /// leader or names a leader other than `current`. Pends while `current` still serves
+    /// probes: a call that is merely slow stays where it is, also when the others spell
+    /// its address differently. `current` is asked from half of `every` on, with half
+    /// of `every` to answer, so the first verdict comes after `every`; the others are
+    /// asked only when `current` did not answer as leader.
     async fn leader_elsewhere(&self, current: &str, every: Duration) -> String {
+        let half = every / 2;
+        tokio::time::sleep(half).await;
         loop {
-            tokio::time::sleep(every).await;
-            let probes = self
+            let (own, ()) =
+                tokio::join!(self.probe_leader(current, half), tokio::time::sleep(half));
+            if own.as_deref() == Some(current) {
+                continue;
+            }
+            let others = self
                 .endpoints
                 .iter()
                 .filter(|e| *e != current)
-                .map(|e| self.probe_leader(e, every));
-            let answers = futures::future::join_all(probes).await;
-            if let Some(leader) = answers.into_iter().flatten().find(|l| l != current) {
+                .map(|e| self.probe_leader(e, half));
+            let others = futures::future::join_all(others).await;
+            let mut named = own.into_iter().chain(others.into_iter().flatten());
+            if let Some(leader) = named.find(|l| l != current) {
                 tracing::debug!(from = %current, to = %leader, "another member leads now");
                 return leader;
             }

@@ -36,6 +36,8 @@ pub struct Script {
     /// Hold every leader-only KV call this long before serving it, as a paused or
     /// cut-off leader (or a slow one) does.
     pub stall: Option<std::time::Duration>,
+    /// Only these calls stall (none named: all leader-only calls).
+    pub stall_only: Vec<&'static str>,
 }
 
 /// One write as the fake received it.
@@ -145,8 +147,13 @@ impl Service {
     /// [`Service::gate`], then the script's stall for a leader-only call it serves.
     pub async fn enter(&self, call: &'static str, leader_only: bool) -> Result<(), Status> {
         self.gate(call, leader_only)?;
-        let stall = self.0.lock().unwrap().script.stall;
-        if let Some(stall) = stall.filter(|_| leader_only) {
+        let stall = {
+            let s = &self.0.lock().unwrap().script;
+            s.stall.filter(|_| {
+                leader_only && (s.stall_only.is_empty() || s.stall_only.contains(&call))
+            })
+        };
+        if let Some(stall) = stall {
             tokio::time::sleep(stall).await;
         }
         Ok(())
