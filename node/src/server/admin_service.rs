@@ -112,8 +112,8 @@ impl AdminService {
 
     fn require_leader(&self) -> Result<View, Status> {
         let view = self.shared.view();
-        if view.role != Role::Leader {
-            let leader = (view.leader != 0).then_some(view.leader);
+        if view.brief.role != Role::Leader {
+            let leader = (view.brief.leader != 0).then_some(view.brief.leader);
             return Err(not_leader_status(&self.shared, leader));
         }
         Ok(view)
@@ -143,7 +143,8 @@ impl AdminService {
             CHANGE_DEADLINE,
             rx.wait_for(|v| {
                 v.lifecycle == Lifecycle::Removed
-                    || (!v.membership.is_joint() && v.applied >= index.max(v.config_index))
+                    || (!v.membership.is_joint()
+                        && v.brief.applied >= index.max(v.brief.config_index))
             }),
         )
         .await
@@ -284,7 +285,7 @@ impl Admin for AdminService {
                 .await?;
         }
         if view.membership.contains(r.node_id) {
-            return self.membership_response(view.applied).await;
+            return self.membership_response(view.brief.applied).await;
         }
         self.change(single(ConfChangeKind::AddLearner, r.node_id))
             .await
@@ -297,7 +298,7 @@ impl Admin for AdminService {
         let id = r.into_inner().node_id;
         let view = self.require_leader()?;
         if view.membership.voters.contains(&id) {
-            return self.membership_response(view.applied).await;
+            return self.membership_response(view.brief.applied).await;
         }
         if !view.membership.is_learner(id) {
             return Err(Status::failed_precondition(format!(
@@ -314,7 +315,7 @@ impl Admin for AdminService {
         let id = r.into_inner().node_id;
         let view = self.require_leader()?;
         if !view.membership.contains(id) {
-            return self.membership_response(view.applied).await;
+            return self.membership_response(view.brief.applied).await;
         }
         self.change(single(ConfChangeKind::Remove, id)).await
     }
@@ -344,7 +345,7 @@ impl Admin for AdminService {
             }
         }
         if changes.is_empty() {
-            return self.membership_response(view.applied).await;
+            return self.membership_response(view.brief.applied).await;
         }
         self.change(ConfChange {
             changes,
@@ -361,13 +362,13 @@ impl Admin for AdminService {
         let view = self.shared.view();
         // A retry of a transfer that already happened (here, or to this very node) is
         // answered with where leadership is, not refused.
-        let done = match view.role {
+        let done = match view.brief.role {
             Role::Leader => to == self.shared.node_id,
-            _ => view.leader != 0 && (to == 0 || to == view.leader),
+            _ => view.brief.leader != 0 && (to == 0 || to == view.brief.leader),
         };
         if done {
             return Ok(Response::new(pb::TransferLeadershipResponse {
-                leader_id: view.leader,
+                leader_id: view.brief.leader,
             }));
         }
         self.require_leader()?;
@@ -421,14 +422,14 @@ pub async fn handoff_wait(shared: &Shared, target: Option<NodeId>) -> Option<Nod
     let done = tokio::time::timeout(
         deadline,
         rx.wait_for(|v| {
-            v.leader != 0
-                && v.leader != me
-                && target.is_none_or(|t| v.leader == t || v.role != Role::Leader)
+            v.brief.leader != 0
+                && v.brief.leader != me
+                && target.is_none_or(|t| v.brief.leader == t || v.brief.role != Role::Leader)
         }),
     )
     .await;
     match done {
-        Ok(Ok(v)) => Some(v.leader),
+        Ok(Ok(v)) => Some(v.brief.leader),
         _ => None,
     }
 }
@@ -437,7 +438,7 @@ pub async fn handoff_wait(shared: &Shared, target: Option<NodeId>) -> Option<Nod
 /// waits (bounded) for it to take over. Returns the new leader, if one took over.
 pub async fn hand_off_leadership(shared: &Shared) -> Option<NodeId> {
     let view = shared.view();
-    if view.role != Role::Leader || view.membership.voters.len() < 2 {
+    if view.brief.role != Role::Leader || view.membership.voters.len() < 2 {
         return None;
     }
     match shared

@@ -85,7 +85,7 @@ impl KvService {
     fn header(&self, revision: u64) -> Option<pb::ResponseHeader> {
         Some(pb::ResponseHeader {
             revision,
-            raft_term: self.shared.view().term,
+            raft_term: self.shared.view().brief.term,
             member_id: self.shared.node_id,
         })
     }
@@ -93,8 +93,8 @@ impl KvService {
     fn require_leader(&self) -> Result<(), Status> {
         let view = self.shared.view();
         refuse_unless_serving(&view)?;
-        if view.role != kuberaft_raft::Role::Leader {
-            let leader = (view.leader != 0).then_some(view.leader);
+        if view.brief.role != kuberaft_raft::Role::Leader {
+            let leader = (view.brief.leader != 0).then_some(view.brief.leader);
             return Err(not_leader_status(&self.shared, leader));
         }
         Ok(())

@@ -140,15 +140,8 @@ impl Node {
         let (driver_tx, driver_rx) = mpsc::channel(4096);
         let (view_tx, _) = watch::channel(View {
             lifecycle,
-            role: kuberaft_raft::Role::Follower,
-            term: 0,
-            leader: 0,
-            commit: 0,
-            applied: 0,
-            last_index: 0,
-            snapshot_index: 0,
+            brief: Default::default(),
             membership: Default::default(),
-            config_index: 0,
         });
         let shared = Arc::new(Shared {
             node_id,

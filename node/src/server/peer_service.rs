@@ -253,7 +253,7 @@ impl RaftPeer for PeerService {
         self.deliver(vec![snapshot_message(from, to, term, meta)])
             .await?;
         Ok(Response::new(pb::InstallSnapshotResponse {
-            term: self.shared.view().term,
+            term: self.shared.view().brief.term,
             received: size,
             installed: true,
         }))
@@ -271,7 +271,7 @@ impl RaftPeer for PeerService {
             .filter(|p| (p.index, p.term) == (req.index, req.term))
             .map_or(0, |p| p.received);
         Ok(Response::new(pb::InstallSnapshotResponse {
-            term: self.shared.view().term,
+            term: self.shared.view().brief.term,
             received,
             installed: false,
         }))

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use kuberaft_raft::{
-    ConfChange, Membership, Message, NodeId, ReadMode, Role, SnapshotMeta, Status,
+    Brief, ConfChange, Membership, Message, NodeId, ReadMode, SnapshotMeta, Status,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -99,16 +99,9 @@ pub enum ReadKind {
 #[derive(Clone, Debug)]
 pub struct View {
     pub lifecycle: Lifecycle,
-    pub role: Role,
-    pub term: u64,
-    pub leader: NodeId,
-    pub commit: u64,
-    pub applied: u64,
-    pub last_index: u64,
-    pub snapshot_index: u64,
+    /// The core's role, term, leader and indexes (all zero when it runs no core).
+    pub brief: Brief,
     pub membership: Membership,
-    /// Index of the last configuration entry in the log (0 once folded into a snapshot).
-    pub config_index: u64,
 }
 
 /// Static settings of this node.
@@ -239,10 +232,10 @@ impl View {
         if !self.membership.contains(id) {
             return Err("not in the configuration".into());
         }
-        if self.leader == 0 {
+        if self.brief.leader == 0 {
             return Err("no leader known".into());
         }
-        let lag = self.commit.saturating_sub(self.applied);
+        let lag = self.brief.commit.saturating_sub(self.brief.applied);
         if lag > READY_MAX_LAG {
             return Err(format!("applied index lags the commit index by {lag}"));
         }
@@ -269,15 +262,11 @@ pub(crate) fn test_shared(
     let (driver, rx) = mpsc::channel(64);
     let (view, _) = watch::channel(View {
         lifecycle: Lifecycle::Member,
-        role: Role::Follower,
-        term: 1,
-        leader: 0,
-        commit: 0,
-        applied: 0,
-        last_index: 0,
-        snapshot_index: 0,
+        brief: Brief {
+            term: 1,
+            ..Brief::default()
+        },
         membership: Membership::default(),
-        config_index: 0,
     });
     let shared = Shared {
         node_id: identity.node_id,

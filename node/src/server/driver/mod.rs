@@ -442,17 +442,9 @@ impl Driver {
             m.apply_lag.set(b.commit.saturating_sub(b.applied) as i64);
         }
         let membership = self.core.as_ref().map(RawNode::membership);
-        let b = brief.unwrap_or_default();
         self.shared.view.send_modify(|v| {
             v.lifecycle = lifecycle;
-            v.role = b.role;
-            v.term = b.term;
-            v.leader = b.leader;
-            v.commit = b.commit;
-            v.applied = b.applied;
-            v.last_index = b.last_index;
-            v.snapshot_index = b.snapshot_index;
-            v.config_index = b.config_index;
+            v.brief = brief.unwrap_or_default();
             match membership {
                 Some(m) if v.membership != *m => v.membership = m.clone(),
                 Some(_) => {}
