@@ -443,7 +443,7 @@ async fn joint_change_transfer_and_removal_are_final() {
     n1.admin().await.add_learner(add.clone()).await.unwrap();
     // AddLearner is idempotent.
     n1.admin().await.add_learner(add).await.unwrap();
-    let (id2, id3) = (n2.addrs.node_id, n3.addrs.node_id);
+    let (id1, id2, id3) = (n1.addrs.node_id, n2.addrs.node_id, n3.addrs.node_id);
     let resp = n1
         .admin()
         .await
@@ -503,7 +503,7 @@ async fn joint_change_transfer_and_removal_are_final() {
     let to = n1
         .admin()
         .await
-        .transfer_leadership(admin::TransferLeadershipRequest { to: 0 })
+        .transfer_leadership(admin::TransferLeadershipRequest { to: 0, from: 0 })
         .await
         .unwrap()
         .into_inner();
@@ -516,12 +516,31 @@ async fn joint_change_transfer_and_removal_are_final() {
         let again = node
             .admin()
             .await
-            .transfer_leadership(admin::TransferLeadershipRequest { to: id3 })
+            .transfer_leadership(admin::TransferLeadershipRequest { to: id3, from: 0 })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(again.leader_id, id3);
+        // So is a retried "any voter" transfer that names the leader it meant to leave.
+        let again = node
+            .admin()
+            .await
+            .transfer_leadership(admin::TransferLeadershipRequest { to: 0, from: id1 })
             .await
             .unwrap()
             .into_inner();
         assert_eq!(again.leader_id, id3);
     }
+    assert_eq!(leader_of(&[&n1, &n3]).await, 1);
+    // Without `from`, a follower cannot tell a retry from a first request: it points
+    // the caller at the leader rather than answer for it.
+    let err = n1
+        .admin()
+        .await
+        .transfer_leadership(admin::TransferLeadershipRequest { to: 0, from: 0 })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("not the leader"), "{err:?}");
     assert_eq!(leader_of(&[&n1, &n3]).await, 1);
 }
 

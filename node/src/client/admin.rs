@@ -179,13 +179,18 @@ impl AdminClient {
     }
 
     /// Hands leadership to `to` (0: the most caught-up voter); returns the new leader.
+    ///
+    /// The request names the leader it moves leadership away from, so a retry that
+    /// lands after the move (on the old leader or the new one) is answered with the new
+    /// leader instead of moving leadership again.
     pub async fn transfer_leadership(&self, to: u64) -> Result<u64> {
+        let from = self.leader_status().await?.node_id;
         let response = self
             .call(
                 "transfer_leadership",
                 Route::Leader,
                 move |mut admin, auth| {
-                    let request = auth.request(TransferLeadershipRequest { to });
+                    let request = auth.request(TransferLeadershipRequest { to, from });
                     async move { admin.transfer_leadership(request).await }
                 },
             )

@@ -358,14 +358,13 @@ impl Admin for AdminService {
         &self,
         r: Request<pb::TransferLeadershipRequest>,
     ) -> Result<Response<pb::TransferLeadershipResponse>, Status> {
-        let to = r.into_inner().to;
+        let pb::TransferLeadershipRequest { to, from } = r.into_inner();
         let view = self.shared.view();
-        // A retry of a transfer that already happened (here, or to this very node) is
-        // answered with where leadership is, not refused.
-        let done = match view.brief.role {
-            Role::Leader => to == self.shared.node_id,
-            _ => view.brief.leader != 0 && (to == 0 || to == view.brief.leader),
-        };
+        // A retry of a transfer that already happened is answered with where leadership
+        // is, not refused or repeated: the target leads, or (with no target) a leader
+        // other than the one the caller meant to leave.
+        let leader = view.brief.leader;
+        let done = leader != 0 && (to == leader || (to == 0 && from != 0 && leader != from));
         if done {
             return Ok(Response::new(pb::TransferLeadershipResponse {
                 leader_id: view.brief.leader,

@@ -240,7 +240,9 @@ impl MemberAdmin for GrpcAdmin {
     async fn transfer_leadership(&self, leader: &PodEndpoint, to: u64) -> AdminResult<u64> {
         let d = self.config.slow_deadline;
         let mut c = self.client(leader)?;
-        let req = self.request(pb::TransferLeadershipRequest { to }, d);
+        // The target is always named, and a retry that finds it leading is answered as
+        // done, so `from` is not needed.
+        let req = self.request(pb::TransferLeadershipRequest { to, from: 0 }, d);
         within(leader, d, c.transfer_leadership(req))
             .await
             .map(|r| r.leader_id)
