@@ -1,6 +1,6 @@
 //! The client tools against a real cluster: three `raft-node` processes on 127.0.0.1,
-//! grown from one bootstrapped member with `raftctl member add`, then written, read and
-//! benchmarked briefly.
+//! grown from one bootstrapped member with `raftctl member add`, then written, read,
+//! benchmarked briefly, and administered: leadership transfer, snapshots, removal.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -151,4 +151,71 @@ fn client_tools_grow_write_read_and_bench_a_real_cluster() {
     ]);
     let kvs: Vec<serde_json::Value> = serde_json::from_str(&range).unwrap();
     assert_eq!(kvs.len(), 3, "{range}");
+
+    // Leadership moves to a follower named on the command line.
+    let rows = status_rows(&all);
+    let role_of = |rows: &[serde_json::Value], name: &str| {
+        let row = rows.iter().find(|r| r["name"] == name);
+        row.map(|r| r["role"].as_str().unwrap().to_owned())
+    };
+    let old_leader = name_with_role(&rows, "leader");
+    let target = name_with_role(&rows, "follower");
+    let moved = raftctl(&[
+        "--endpoints",
+        &all,
+        "-o",
+        "json",
+        "member",
+        "transfer-leader",
+        &target,
+    ]);
+    let moved: serde_json::Value = serde_json::from_str(&moved).unwrap();
+    let target_id = rows.iter().find(|r| r["name"] == target).unwrap()["id"].clone();
+    assert_eq!(moved["leader"], target_id, "{moved}");
+    assert_eq!(
+        role_of(&status_rows(&all), &target).as_deref(),
+        Some("leader")
+    );
+
+    // Every member takes a snapshot at its applied index.
+    let snaps = raftctl(&["--endpoints", &all, "-o", "json", "snapshot"]);
+    let snaps: Vec<serde_json::Value> = serde_json::from_str(&snaps).unwrap();
+    assert_eq!(snaps.len(), 3, "{snaps:?}");
+    assert!(
+        snaps.iter().all(|s| s["index"].as_u64() > Some(0)),
+        "{snaps:?}"
+    );
+
+    // The old leader is removed by name; the other two carry on without it.
+    let removed = raftctl(&["--endpoints", &all, "member", "remove", &old_leader]);
+    assert!(
+        removed.starts_with(&format!("removed {old_leader} (")),
+        "{removed}"
+    );
+    let rest = [&n1, &n2, &n3]
+        .iter()
+        .zip(["n1", "n2", "n3"])
+        .filter(|(_, name)| *name != old_leader)
+        .map(|(n, _)| n.client.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = status_rows(&rest);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(role_of(&rows, &old_leader), None, "{rows:?}");
+    raftctl(&["--endpoints", &rest, "put", "after-removal", "yes"]);
+    assert_eq!(
+        raftctl(&["--endpoints", &rest, "get", "after-removal"]),
+        "yes\n"
+    );
+}
+
+fn status_rows(endpoints: &str) -> Vec<serde_json::Value> {
+    let status = raftctl(&["--endpoints", endpoints, "-o", "json", "status"]);
+    serde_json::from_str(&status).unwrap()
+}
+
+fn name_with_role(rows: &[serde_json::Value], role: &str) -> String {
+    let row = rows.iter().find(|r| r["role"] == role);
+    let row = row.unwrap_or_else(|| panic!("no {role} in {rows:?}"));
+    row["name"].as_str().unwrap().to_owned()
 }
