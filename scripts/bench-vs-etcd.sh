@@ -29,7 +29,7 @@ for tool in etcd protoc curl awk cargo; do
 done
 
 WORK=$(mktemp -d /tmp/bench-vs-etcd.XXXXXX)
-PIDS=()
+PIDS=() ETCD_PIDS=() RAFT_PIDS=()
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -64,6 +64,7 @@ for i in 1 2 3; do
         --initial-cluster "$ETCD_CLUSTER" --initial-cluster-state new --initial-cluster-token bench \
         >"$WORK/etcd-$i.log" 2>&1 &
     PIDS+=($!)
+    ETCD_PIDS+=($!)
 done
 for i in 1 2 3; do
     wait_for "etcd member e$i" 60 \
@@ -81,6 +82,7 @@ for i in 1 2 3; do
         --peer-listen "127.0.0.1:$base" --client-listen "127.0.0.1:$((base + 1))" \
         --http-listen "127.0.0.1:$((base + 2))" "${extra[@]}" >"$WORK/raft-$i.log" 2>&1 &
     PIDS+=($!)
+    RAFT_PIDS+=($!)
     wait_for "raft-node n$i" 30 test -s "$WORK/raft-$i/addresses.json"
 done
 N1=127.0.0.1:$((BASE_PORT + 14))
@@ -99,23 +101,55 @@ bench() { # TARGET ENDPOINTS ARGS...
     "$BIN/raft-bench" --target "$target" --endpoints "$endpoints" --duration "$DURATION" --json "$@"
 }
 
+# CPU time (clock ticks, user + system) the given processes have used so far.
+cpu_ticks() { # PID...
+    local pid
+    for pid in "$@"; do cat "/proc/$pid/stat"; done \
+        | awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
+}
+TICKS_PER_S=$(getconf CLK_TCK)
+
+# bench, plus "cpu_us_per_op": the CPU time its three members used per operation.
+bench_cpu() { # TARGET ENDPOINTS PIDS_NAME ARGS...
+    local target=$1 endpoints=$2; local -n pids=$3; shift 3
+    local before after report ops
+    before=$(cpu_ticks "${pids[@]}")
+    report=$(bench "$target" "$endpoints" "$@")
+    after=$(cpu_ticks "${pids[@]}")
+    ops=$(field ops "$report")
+    REPORT=$report awk -v t=$((after - before)) -v hz="$TICKS_PER_S" -v ops="$ops" 'BEGIN {
+        r = ENVIRON["REPORT"]
+        printf "%s,\"cpu_us_per_op\":%.1f}\n", substr(r, 1, length(r) - 1), (ops > 0 ? t / hz * 1e6 / ops : 0)
+    }'
+}
+
 ROWS=()
 run_workload() { # LABEL ARGS...
     local label=$1; shift
     echo "== $label: raft"
     local raft etcd
-    raft=$(bench raft "$RAFT_ENDPOINTS" "$@")
+    raft=$(bench_cpu raft "$RAFT_ENDPOINTS" RAFT_PIDS "$@")
     echo "$raft"
     echo "== $label: etcd"
-    etcd=$(bench etcd "$ETCD_ENDPOINTS" "$@")
+    etcd=$(bench_cpu etcd "$ETCD_ENDPOINTS" ETCD_PIDS "$@")
     echo "$etcd"
-    local rt et rp ep r9 e9
+    local rt et rp ep r9 e9 rc ec
     rt=$(field throughput "$raft") et=$(field throughput "$etcd")
     rp=$(field p50_us "$raft") ep=$(field p50_us "$etcd")
     r9=$(field p99_us "$raft") e9=$(field p99_us "$etcd")
-    ROWS+=("$(printf '%-28s %10.0f %10.0f %8s   %8s %8s %8s   %8s %8s' \
+    rc=$(field cpu_us_per_op "$raft") ec=$(field cpu_us_per_op "$etcd")
+    ROWS+=("$(printf '%-28s %10.0f %10.0f %8s   %8s %8s %8s   %8s %8s   %8.0f %8.0f' \
         "$label" "$rt" "$et" "$(ratio "$rt" "$et")" "$(ms "$rp")" "$(ms "$ep")" "$(ratio "$ep" "$rp")" \
-        "$(ms "$r9")" "$(ms "$e9")")")
+        "$(ms "$r9")" "$(ms "$e9")" "$rc" "$ec")")
+}
+
+# Peak resident memory of each member so far, in MiB (VmHWM).
+peak_rss() { # PID...
+    local pid out=""
+    for pid in "$@"; do
+        out+="${out:+ / }$(awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status")"
+    done
+    echo "$out"
 }
 
 run_workload "writes, 1 client" --clients 1
@@ -134,8 +168,11 @@ RTT_US=$(field p50_us "$RTT")
 
 echo
 echo "== KubeRaft vs etcd, 3 members each, 127.0.0.1, fsync on, 256 B values, 8 B keys, $DURATION per run"
-printf '%-28s %10s %10s %8s   %8s %8s %8s   %8s %8s\n' \
-    workload "raft op/s" "etcd op/s" ratio "raft p50" "etcd p50" "p50 gain" "raft p99" "etcd p99"
+printf '%-28s %10s %10s %8s   %8s %8s %8s   %8s %8s   %8s %8s\n' \
+    workload "raft op/s" "etcd op/s" ratio "raft p50" "etcd p50" "p50 gain" "raft p99" "etcd p99" \
+    "raft cpu" "etcd cpu"
 printf '%s\n' "${ROWS[@]}"
-echo "(latencies in ms; ratio = raft/etcd throughput; p50 gain = etcd p50 / raft p50)"
+echo "(latencies in ms; ratio = raft/etcd throughput; p50 gain = etcd p50 / raft p50;"
+echo " cpu = CPU time of the three members per operation, in microseconds)"
+echo "peak RSS per member (MiB): raft $(peak_rss "${RAFT_PIDS[@]}"), etcd $(peak_rss "${ETCD_PIDS[@]}")"
 echo "write floor: fsync $(ms "$FSYNC_US") ms + 2 x gRPC round trip $(ms "$RTT_US") ms = $(ms $((FSYNC_US + 2 * ${RTT_US%.*}))) ms"
