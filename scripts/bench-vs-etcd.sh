@@ -10,12 +10,14 @@
 #   DURATION=10s       length of each measured run
 #   BASE_PORT=23000    first of the ports used (base .. base+32)
 #   CLIENTS_MANY=64    the "many clients" level
+#   BENCH_THREADS=     raft-bench's threads, the same for both systems (empty: one per CPU)
 #   KEEP=1             keep the work directory (logs, data) for a look afterwards
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
 BASE_PORT=${BASE_PORT:-23000}
 CLIENTS_MANY=${CLIENTS_MANY:-64}
+BENCH_THREADS=${BENCH_THREADS:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release
@@ -98,7 +100,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; els
 
 bench() { # TARGET ENDPOINTS ARGS...
     local target=$1 endpoints=$2; shift 2
-    "$BIN/raft-bench" --target "$target" --endpoints "$endpoints" --duration "$DURATION" --json "$@"
+    "$BIN/raft-bench" --target "$target" --endpoints "$endpoints" --duration "$DURATION" --json \
+        ${BENCH_THREADS:+--threads "$BENCH_THREADS"} "$@"
 }
 
 # CPU time (clock ticks, user + system) the given processes have used so far.

@@ -47,6 +47,10 @@ struct Cli {
     /// Connections the clients share (default: min(clients, 8)).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     conns: Option<u32>,
+    /// Threads that run the clients (default: one per CPU). When the cluster runs on
+    /// the same machine, fewer leave more of it to the members being measured.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     /// Total operations (default 10000 unless --duration is given).
     #[arg(long, conflicts_with = "duration")]
     ops: Option<u64>,
@@ -139,9 +143,11 @@ fn main() -> ExitCode {
             )
             .exit();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli.threads {
+        runtime.worker_threads(usize::from(n));
+    }
+    let runtime = runtime.enable_all().build();
     let result = runtime
         .map_err(anyhow::Error::from)
         .and_then(|rt| rt.block_on(bench(&cli)));
@@ -262,6 +268,9 @@ mod client_bench_cli_tests {
         .unwrap();
         assert_eq!(cli.workload().stop, Stop::Duration(Duration::from_secs(5)));
         assert_eq!(cli.conns(), 8);
+        assert_eq!(cli.threads, None);
+        let cli = parse(&["--endpoints", "a:1", "--threads", "1"]).unwrap();
+        assert_eq!(cli.threads, Some(1));
     }
 
     #[test]
@@ -272,6 +281,7 @@ mod client_bench_cli_tests {
             &["--endpoints", "a:1", "--ops", "5", "--duration", "1s"],
             &["--endpoints", "a:1", "--consistency", "eventual"],
             &["--endpoints", "a:1", "--key-size", "0"],
+            &["--endpoints", "a:1", "--threads", "0"],
             &["--ops", "5"],
         ] {
             assert_eq!(parse(args).unwrap_err().exit_code(), 2, "{args:?}");
