@@ -6,7 +6,7 @@ use std::process::Output;
 
 use client_support::admin::member;
 use client_support::{Fake, Script, dead_addr};
-use kuberaft_node::pb::admin::{MemberKind, PrepareJoinResponse, Role, StatusResponse};
+use kuberaft_node::pb::admin::{Lifecycle, MemberKind, PrepareJoinResponse, Role, StatusResponse};
 
 async fn raftctl(args: &[&str]) -> Output {
     raftctl_with_log(args, None).await
@@ -229,4 +229,49 @@ async fn client_raftctl_usage_errors_exit_2() {
     let out = raftctl(&["get", "k"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--endpoints"));
+}
+
+/// A member removed from the cluster still answers Status, knowing no leader and only
+/// its old view. Listed first among the endpoints, it must not hide the leader that the
+/// other members know.
+#[tokio::test]
+async fn client_raftctl_finds_the_leader_past_a_removed_member() {
+    let leader = Fake::start(Script::default()).await;
+    leader.state().admin.status = leader_status(&leader.addr);
+    let removed = Fake::start(Script {
+        not_leader: Some(String::new()),
+        ..Script::default()
+    })
+    .await;
+    removed.state().admin.status = StatusResponse {
+        node_id: 0xd4,
+        name: "gone".into(),
+        cluster_id: "c-1".into(),
+        lifecycle: Lifecycle::Removed as i32,
+        role: Role::Follower as i32,
+        members: vec![member(0xd4, "gone", &removed.addr, MemberKind::Voter, 0)],
+        ..StatusResponse::default()
+    };
+    let endpoints = format!("{},{}", removed.addr, leader.addr);
+
+    let out = raftctl(&[
+        "--endpoints",
+        &endpoints,
+        "--timeout",
+        "5s",
+        "member",
+        "transfer-leader",
+        "n1",
+    ])
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(leader.state().admin.log, ["transfer_leadership 161"]);
+    assert!(removed.state().admin.log.is_empty());
+
+    // The configuration shown is the leader's, not the removed member's old view.
+    let out = raftctl(&["--endpoints", &endpoints, "-o", "json", "status"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["n1"], "{rows:?}");
 }

@@ -75,19 +75,8 @@ impl AdminClient {
         let give_up_at = Instant::now() + options.retry_budget;
         let mut failures = 0;
         loop {
-            let any = self.status_via(Route::Any).await?;
-            if any.role == Role::Leader as i32 {
-                return Ok(any);
-            }
-            let leader_addr = any
-                .members
-                .iter()
-                .find(|m| any.leader_id != 0 && m.node_id == any.leader_id)
-                .map(|m| m.client_addr.clone());
-            if let Some(addr) = leader_addr
-                && let Ok(status) = self.status_once(&addr).await
-                && status.role == Role::Leader as i32
-            {
+            let (status, is_leader) = self.seek_leader().await?;
+            if is_leader {
                 return Ok(status);
             }
             let pause = backoff(options, failures);
@@ -102,6 +91,40 @@ impl AdminClient {
             }
             tokio::time::sleep(pause).await;
         }
+    }
+
+    /// The leader's status and `true` if some member leads now, otherwise the first
+    /// status that answered and `false`. The member that answers first (the last leader,
+    /// if known) is asked, then every configured member, each time also the leader it
+    /// names: a member that knows no leader (removed from the cluster, or cut off) does
+    /// not hide the leader that the others know.
+    pub(crate) async fn seek_leader(&self) -> Result<(StatusResponse, bool)> {
+        let first = self.status_via(Route::Any).await?;
+        if let Some(leader) = self.leader_named_by(&first).await {
+            return Ok((leader, true));
+        }
+        for addr in self.pool.endpoints() {
+            if let Ok(status) = self.status_once(addr).await
+                && let Some(leader) = self.leader_named_by(&status).await
+            {
+                return Ok((leader, true));
+            }
+        }
+        Ok((first, false))
+    }
+
+    /// `status` if it is a leader's, else the status of the leader it names, if that
+    /// member answers as the leader.
+    async fn leader_named_by(&self, status: &StatusResponse) -> Option<StatusResponse> {
+        if status.role == Role::Leader as i32 {
+            return Some(status.clone());
+        }
+        let named = status
+            .members
+            .iter()
+            .find(|m| status.leader_id != 0 && m.node_id == status.leader_id)?;
+        let leader = self.status_once(&named.client_addr).await.ok()?;
+        (leader.role == Role::Leader as i32).then_some(leader)
     }
 
     /// Makes the uninitialized node at `addr` a one-voter cluster.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::AdminClient;
-use super::admin_pb::{AddLearnerRequest, Role, StatusResponse};
+use super::admin_pb::{AddLearnerRequest, StatusResponse};
 use super::cli::show_id;
 use super::error::{Error, Result};
 
@@ -209,19 +209,6 @@ impl AdminClient {
     /// The status that lists the configuration: the leader's if it is reachable (only
     /// the leader knows every member's lag), otherwise that of any member that answers.
     pub async fn config_status(&self) -> Result<StatusResponse> {
-        let any = self.any_status().await?;
-        if any.role == Role::Leader as i32 {
-            return Ok(any);
-        }
-        let leader = any
-            .members
-            .iter()
-            .find(|m| any.leader_id != 0 && m.node_id == any.leader_id);
-        if let Some(leader) = leader
-            && let Ok(status) = self.status_once(&leader.client_addr).await
-        {
-            return Ok(status);
-        }
-        Ok(any)
+        Ok(self.seek_leader().await?.0)
     }
 }
