@@ -275,3 +275,31 @@ async fn client_raftctl_finds_the_leader_past_a_removed_member() {
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["n1"], "{rows:?}");
 }
+
+/// `status` through only a member that lists no configuration (removed, or never in a
+/// cluster) says so and what to do, rather than print an empty table.
+#[tokio::test]
+async fn client_raftctl_status_explains_a_member_outside_any_cluster() {
+    for (lifecycle, expected) in [
+        (Lifecycle::Removed, "was removed from its cluster"),
+        (Lifecycle::Uninitialized, "start it with --bootstrap"),
+    ] {
+        let lone = Fake::start(Script {
+            not_leader: Some(String::new()),
+            ..Script::default()
+        })
+        .await;
+        lone.state().admin.status = StatusResponse {
+            node_id: 0xd4,
+            name: "lone".into(),
+            lifecycle: lifecycle as i32,
+            ..StatusResponse::default()
+        };
+        let out = raftctl(&["--endpoints", &lone.addr, "status"]).await;
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+        let err = stderr(&out);
+        assert!(err.contains("lone (00000000000000d4)"), "{err}");
+        assert!(err.contains(expected), "{err}");
+    }
+}

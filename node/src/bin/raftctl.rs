@@ -14,6 +14,7 @@ use kuberaft_node::client::cli::{
     show_bytes, show_id,
 };
 use kuberaft_node::client::{AdminClient, Client, ClientOptions, Expected, JoinOptions, KeyValue};
+use kuberaft_node::pb::admin::{Lifecycle, StatusResponse};
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -210,6 +211,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status => {
             let admin = admin(&cli.endpoints, options, cli.admin_token_file.as_ref())?;
             let config = admin.config_status().await?;
+            if config.members.is_empty() {
+                bail!("{}", no_configuration(&config));
+            }
             let mut own = Vec::new();
             for member in &config.members {
                 let admin = admin.clone();
@@ -377,6 +381,27 @@ async fn member(out: Printer, admin: &AdminClient, command: MemberCommand) -> Re
             });
             Ok(())
         }
+    }
+}
+
+/// Why the only member that answered lists no configuration (it must be one that is not,
+/// or no longer, in a cluster), and what to do.
+fn no_configuration(s: &StatusResponse) -> String {
+    let who = format!("{} ({})", s.name, show_id(s.node_id));
+    match Lifecycle::try_from(s.lifecycle) {
+        Ok(Lifecycle::Removed) => format!(
+            "{who} was removed from its cluster and knows no configuration; \
+             name current members with --endpoints"
+        ),
+        Ok(Lifecycle::Uninitialized) => format!(
+            "{who} is not in a cluster yet: start it with --bootstrap to found one, \
+             or add it to one with `raftctl member add`"
+        ),
+        Ok(Lifecycle::Joining) => format!(
+            "{who} is joining a cluster and knows no configuration yet; \
+             name current members with --endpoints"
+        ),
+        _ => format!("{who} answered with no configuration"),
     }
 }
 
