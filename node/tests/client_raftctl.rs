@@ -138,6 +138,29 @@ async fn client_raftctl_member_add_then_status() {
         ["add_learner 178 n2", "promote 178"]
     );
 
+    // Run again, it finds n2 a voter already and stops there.
+    let out = raftctl(&[
+        "--endpoints",
+        &leader.addr,
+        "--admin-token-file",
+        token,
+        "member",
+        "add",
+        &joining.addr,
+    ])
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        text.lines().last(),
+        Some("already a voter: n2 (index 12); nothing to do"),
+        "{text}"
+    );
+    assert_eq!(
+        leader.state().admin.log,
+        ["add_learner 178 n2", "promote 178", "add_learner 178 n2"]
+    );
+
     let out = raftctl(&[
         "--endpoints",
         &leader.addr,

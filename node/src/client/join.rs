@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::AdminClient;
-use super::admin_pb::{AddLearnerRequest, StatusResponse};
+use super::admin_pb::{AddLearnerRequest, MemberKind, StatusResponse};
 use super::cli::show_id;
 use super::error::{Error, Result};
 
@@ -84,6 +84,15 @@ pub enum JoinStep {
         /// The log index of the configuration change.
         index: u64,
     },
+    /// The node was a voter already (an earlier run added it): nothing to do.
+    AlreadyVoter {
+        /// The node's id.
+        id: u64,
+        /// Its name.
+        name: String,
+        /// The leader's applied index when it said so.
+        index: u64,
+    },
 }
 
 impl JoinStep {
@@ -94,7 +103,8 @@ impl JoinStep {
             | Self::AddLearner { id, .. }
             | Self::CatchingUp { id, .. }
             | Self::CaughtUp { id, .. }
-            | Self::Promote { id, .. } => *id,
+            | Self::Promote { id, .. }
+            | Self::AlreadyVoter { id, .. } => *id,
         }
     }
 }
@@ -122,6 +132,9 @@ impl fmt::Display for JoinStep {
             }
             Self::Promote { name, index, .. } => {
                 write!(f, "Promote: {name} is a voter (index {index})")
+            }
+            Self::AlreadyVoter { name, index, .. } => {
+                write!(f, "already a voter: {name} (index {index}); nothing to do")
             }
         }
     }
@@ -157,6 +170,19 @@ impl AdminClient {
                 client_addr,
             })
             .await?;
+        let kind = added
+            .members
+            .iter()
+            .find(|m| m.node_id == id)
+            .map(|m| m.kind);
+        if kind == Some(MemberKind::Voter as i32) {
+            on_step(&JoinStep::AlreadyVoter {
+                id,
+                name,
+                index: added.index,
+            });
+            return Ok(id);
+        }
         on_step(&JoinStep::AddLearner {
             id,
             name: name.clone(),

@@ -110,10 +110,19 @@ impl Admin for Service {
         let r = request.into_inner();
         self.log(format!("add_learner {} {}", r.node_id, r.name));
         {
+            // As the real leader: a node already in the configuration stays as it is.
             let mut s = self.0.lock().unwrap();
-            let new = member(r.node_id, &r.name, &r.client_addr, MemberKind::Learner, 3);
-            s.admin.status.members.push(new);
-            s.admin.status.commit_index += 1;
+            if !s
+                .admin
+                .status
+                .members
+                .iter()
+                .any(|m| m.node_id == r.node_id)
+            {
+                let new = member(r.node_id, &r.name, &r.client_addr, MemberKind::Learner, 3);
+                s.admin.status.members.push(new);
+                s.admin.status.commit_index += 1;
+            }
         }
         Ok(self.membership())
     }
