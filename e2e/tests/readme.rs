@@ -261,12 +261,14 @@ fn block(prefix: &str) -> Block {
         .unwrap_or_else(|| panic!("README.md has no block starting with `{prefix}`"))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `n` distinct free ports. The listeners stay bound until all are picked: a port
+/// released at once can be handed out again by the next bind, and two members given one
+/// port left a block waiting forever for the one that could not start.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
 /// The block as a script: binaries from `bin`, `cargo build` steps dropped, the given
@@ -290,12 +292,22 @@ fn script(b: &Block, bin: &Path, subst: &[(String, String)]) -> String {
     lines.join("\n")
 }
 
-/// Runs `script` with bash (errexit, pipefail); background jobs are killed at exit.
+/// How long one README block may run before it counts as hung (a block's own wait
+/// loops, like `until curl ...`, have no deadline of their own).
+const BLOCK_TIMEOUT_S: u32 = 300;
+
+/// Runs `script` with bash (errexit, pipefail); background jobs are killed at exit, and
+/// the whole script after [`BLOCK_TIMEOUT_S`] (exit status 124).
 fn bash(script: &str, cwd: &Path) -> Output {
     let wrapped =
         format!("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{script}\n");
-    Command::new("bash")
-        .arg("-c")
+    Command::new("timeout")
+        .args([
+            "--kill-after=10",
+            &BLOCK_TIMEOUT_S.to_string(),
+            "bash",
+            "-c",
+        ])
         .arg(wrapped)
         .current_dir(cwd)
         .stdin(Stdio::null())
@@ -305,9 +317,13 @@ fn bash(script: &str, cwd: &Path) -> Output {
 
 fn ok(out: &Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let hung = match out.status.code() {
+        Some(124) => format!(" (ran past {BLOCK_TIMEOUT_S} s, stopped)"),
+        _ => String::new(),
+    };
     assert!(
         out.status.success(),
-        "{what} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        "{what} failed: {:?}{hung}\nstdout:\n{stdout}\nstderr:\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -332,12 +348,8 @@ fn the_node_by_hand_block_runs() {
     let b = block("cargo build --release -p kuberaft-node");
     let subst: Vec<(String, String)> = ["7100", "7101", "7102", "7200", "7201", "7202"]
         .iter()
-        .map(|p| {
-            (
-                format!("127.0.0.1:{p}"),
-                format!("127.0.0.1:{}", free_port()),
-            )
-        })
+        .zip(free_ports::<6>())
+        .map(|(p, free)| (format!("127.0.0.1:{p}"), format!("127.0.0.1:{free}")))
         .collect();
     let out = bash(&script(&b, &bin, &subst), tmp.path());
     let stdout = ok(&out, "README: the node, by hand");
@@ -438,7 +450,7 @@ fn the_tls_block_runs() {
     std::fs::write(tmp.path().join("tls.crt"), cert.pem()).unwrap();
     std::fs::write(tmp.path().join("tls.key"), key.serialize_pem()).unwrap();
 
-    let (peer, client, http) = (free_port(), free_port(), free_port());
+    let [peer, client, http] = free_ports::<3>();
     let node = Command::new(bin.join("raft-node"))
         .args([
             "--name",
