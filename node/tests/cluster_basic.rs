@@ -393,6 +393,32 @@ async fn bad_input_and_missing_tokens_are_refused_with_clear_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+    // Values that parse but make no sense stop the node before it touches anything, with
+    // the flag and the reason.
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let dir = tmp.path().join("unused");
+    for (args, expected) in [
+        (
+            vec!["--data-dir", file.to_str().unwrap()],
+            "exists and is not a directory",
+        ),
+        (
+            vec!["--data-dir", dir.to_str().unwrap(), "--election-ticks", "1"],
+            "--election-ticks must be greater than --heartbeat-ticks",
+        ),
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(&args)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    assert!(!dir.exists(), "a refused start created its data dir");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

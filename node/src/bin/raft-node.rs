@@ -167,6 +167,12 @@ async fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
+    if args.data_dir.exists() && !args.data_dir.is_dir() {
+        bail!(
+            "--data-dir {} exists and is not a directory",
+            args.data_dir.display()
+        );
+    }
     if args.tls_reload_interval.is_zero() {
         bail!("--tls-reload-interval must be greater than zero");
     }
