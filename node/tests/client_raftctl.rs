@@ -115,7 +115,7 @@ async fn client_raftctl_member_add_then_status() {
     std::fs::write(token.path(), "s3cret\n").unwrap();
     let token = token.path().to_str().unwrap();
 
-    let out = raftctl(&[
+    let add = [
         "--endpoints",
         &leader.addr,
         "--admin-token-file",
@@ -123,8 +123,8 @@ async fn client_raftctl_member_add_then_status() {
         "member",
         "add",
         &joining.addr,
-    ])
-    .await;
+    ];
+    let out = raftctl(&add).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let steps: Vec<&str> = text.lines().map(|l| l.split(':').next().unwrap()).collect();
@@ -139,16 +139,7 @@ async fn client_raftctl_member_add_then_status() {
     );
 
     // Run again, it finds n2 a voter already and stops there.
-    let out = raftctl(&[
-        "--endpoints",
-        &leader.addr,
-        "--admin-token-file",
-        token,
-        "member",
-        "add",
-        &joining.addr,
-    ])
-    .await;
+    let out = raftctl(&add).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert_eq!(
