@@ -367,7 +367,7 @@ impl Admin for AdminService {
         let done = leader != 0 && (to == leader || (to == 0 && from != 0 && leader != from));
         if done {
             return Ok(Response::new(pb::TransferLeadershipResponse {
-                leader_id: view.brief.leader,
+                leader_id: leader,
             }));
         }
         self.require_leader()?;
